@@ -1,0 +1,479 @@
+"""Commands: the contract of the JSON Lines import, the CLI and the API.
+
+Each command is a msgspec Struct tagged by its ``type`` (``"referral.sent"``).
+A command that the domain accepts is recorded, unchanged, inside the event it
+produces (see :mod:`partnerledger.events`), so exporting the log gives back
+the commands that built it, byte for byte.
+
+Every command says which network it belongs to, who issued it (``actor``)
+and when it happened in the business (``occurred_at``, a timezone-aware
+time, stored in UTC). ``command_id`` is optional: without it the command's
+identity is a digest of its content, which is what makes re-importing a
+file a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Slug = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$",
+        description="An identifier: letters, digits and . _ : @ -, at most 100 characters.",
+    ),
+]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Currency = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD.")
+]
+AwareDatetime = Annotated[
+    datetime,
+    msgspec.Meta(tz=True, description="RFC 3339 time with an offset; stored in UTC."),
+]
+CommandId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$",
+        description="Optional idempotency key; defaults to a digest of the command.",
+    ),
+]
+Days = Annotated[int, msgspec.Meta(ge=1, le=36500)]
+
+Period = Literal["month", "quarter", "rolling"]
+MemberStatus = Literal["invited", "active", "suspended", "left"]
+AgreementKind = Literal["referral", "co-marketing", "channel", "joint-venture", "supply-chain"]
+Attendance = Literal["present", "late", "absent", "substitute", "medical"]
+Renewal = Literal["automatic", "manual", "none"]
+
+#: The party name that stands for the network's program itself in an agreement.
+PROGRAM = "program"
+
+
+class Command(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    tag_field="type",
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+):
+    """Fields every command has."""
+
+    network: Slug
+    actor: Name
+    occurred_at: AwareDatetime
+    command_id: CommandId | None = None
+
+    def __post_init__(self) -> None:
+        # Times are stored in UTC whatever offset they arrived with.
+        if self.occurred_at.utcoffset() or self.occurred_at.tzinfo is not UTC:
+            msgspec.structs.force_setattr(self, "occurred_at", self.occurred_at.astimezone(UTC))
+
+    @property
+    def type(self) -> str:
+        """The command's type tag, e.g. ``"referral.sent"``."""
+        return command_type(type(self))
+
+    def members(self) -> tuple[str, ...]:
+        """Every member this command concerns (for filtering the log)."""
+        return ()
+
+
+def command_type(cls: type[Command]) -> str:
+    """The type tag of a command class."""
+    tag = cls.__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+# --------------------------------------------------------------------- network
+
+
+class Tier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One rung of a network's tier ladder: the minimum score that earns it."""
+
+    name: Name
+    threshold: Decimal
+    benefits: tuple[Name, ...] = ()
+
+
+class NetworkCreated(Command, tag="network.created"):
+    """A coordinator creates a network (a chamber, a chapter, a partner program)."""
+
+    name: Name
+    currency: Currency
+    period: Period = "month"
+    rolling_days: Days | None = None
+    tiers: tuple[Tier, ...] = ()
+
+
+class NetworkTiersSet(Command, tag="network.tiers_set"):
+    """The network's tier ladder is replaced."""
+
+    tiers: tuple[Tier, ...]
+
+
+# --------------------------------------------------------------------- members
+
+
+class Contact(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """How to reach a member business."""
+
+    email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    phone: Name | None = None
+    person: Name | None = None
+
+
+class MemberCommand(Command):
+    member: Slug
+
+    def members(self) -> tuple[str, ...]:
+        return (self.member,)
+
+
+class MemberInvited(MemberCommand, tag="member.invited"):
+    """A business is invited to the network (status ``invited``)."""
+
+    name: Name
+    category: Name
+    service_area: Name | None = None
+    contact: Contact | None = None
+
+
+class MemberJoined(MemberCommand, tag="member.joined"):
+    """A business joins the network, or an invited one accepts (status ``active``)."""
+
+    name: Name
+    category: Name
+    service_area: Name | None = None
+    contact: Contact | None = None
+
+
+class MemberUpdated(MemberCommand, tag="member.updated"):
+    """A member's profile changes; absent fields keep their value."""
+
+    name: Name | None = None
+    category: Name | None = None
+    service_area: Name | None = None
+    contact: Contact | None = None
+
+
+class MemberSuspended(MemberCommand, tag="member.suspended"):
+    """An active member is suspended."""
+
+    reason: Text | None = None
+
+
+class MemberReinstated(MemberCommand, tag="member.reinstated"):
+    """A suspended member becomes active again."""
+
+    reason: Text | None = None
+
+
+class MemberLeft(MemberCommand, tag="member.left"):
+    """A member leaves the network (final)."""
+
+    reason: Text | None = None
+
+
+# ---------------------------------------------------------------- introductions
+
+
+class IntroductionMade(Command, tag="introduction.made"):
+    """``introducer`` introduces ``introduced`` to ``to_member`` or to an outside business."""
+
+    introduction: Slug
+    introducer: Slug
+    introduced: Slug
+    to_member: Slug | None = None
+    to_business: Name | None = None
+    note: Text | None = None
+
+    def members(self) -> tuple[str, ...]:
+        extra = (self.to_member,) if self.to_member else ()
+        return (self.introducer, self.introduced, *extra)
+
+
+# -------------------------------------------------------------------- referrals
+
+
+class ReferralCommand(Command):
+    referral: Slug
+
+
+class ReferralSent(ReferralCommand, tag="referral.sent"):
+    """``from_member`` sends a lead (``customer``) to ``to_member``."""
+
+    from_member: Slug
+    to_member: Slug
+    customer: Name
+    note: Text | None = None
+
+    def members(self) -> tuple[str, ...]:
+        return (self.from_member, self.to_member)
+
+
+class ReferralAccepted(ReferralCommand, tag="referral.accepted"):
+    """The receiving member takes the lead on."""
+
+
+class ReferralDeclined(ReferralCommand, tag="referral.declined"):
+    """The receiving member turns the lead down."""
+
+    reason: Text | None = None
+
+
+class ReferralLost(ReferralCommand, tag="referral.lost"):
+    """An accepted lead did not become business."""
+
+    reason: Text | None = None
+
+
+class ReferralConverted(ReferralCommand, tag="referral.converted"):
+    """An accepted lead became business worth ``deal_value`` (the date is ``occurred_at``)."""
+
+    deal_value: Decimal
+    currency: Currency
+
+
+class ReferralReversed(ReferralCommand, tag="referral.reversed"):
+    """Part or all of a conversion's value is reversed (refund, clawback)."""
+
+    amount: Decimal
+    reason: Text
+    currency: Currency | None = None
+
+
+# ------------------------------------------------------------------- agreements
+
+
+class Targets(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Lead-flow targets of an agreement."""
+
+    referrals_per_month: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    conversion_rate: Decimal | None = None  # a fraction: 0.40 is 40 %
+
+
+class Compensation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """What a converted referral earns: a fixed fee or a share of the deal value."""
+
+    kind: Literal["referral_fee", "revenue_share"]
+    amount: Decimal | None = None  # referral_fee: per converted referral
+    currency: Currency | None = None
+    rate: Decimal | None = None  # revenue_share: a fraction of the deal value
+
+
+class Terms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One version of an agreement's terms."""
+
+    scope: Text
+    responsibilities: dict[Slug, Text] = msgspec.field(default_factory=dict)
+    targets: Targets | None = None
+    compensation: Compensation | None = None
+    payment_terms: Text | None = None
+    exclusivity: bool = False
+    confidentiality: bool = False
+    non_solicitation: bool = False
+    duration_days: Days | None = None
+    renewal: Renewal = "manual"
+    termination_notice_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 30
+
+
+class Pilot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A trial period before an agreement becomes active."""
+
+    days: Days = 90
+    goals: tuple[Text, ...] = ()
+
+
+class AgreementCommand(Command):
+    agreement: Slug
+
+
+class AgreementProposed(AgreementCommand, tag="agreement.proposed"):
+    """An agreement between two or more parties is proposed, with its first terms."""
+
+    kind: AgreementKind
+    parties: tuple[Slug, ...]
+    terms: Terms
+    pilot: Pilot | None = None
+
+    def members(self) -> tuple[str, ...]:
+        return tuple(p for p in self.parties if p != PROGRAM)
+
+
+class AgreementAccepted(AgreementCommand, tag="agreement.accepted"):
+    """One party accepts the proposal; when all have, the pilot (or the agreement) starts."""
+
+    party: Slug
+
+    def members(self) -> tuple[str, ...]:
+        return (self.party,) if self.party != PROGRAM else ()
+
+
+class AgreementActivated(AgreementCommand, tag="agreement.activated"):
+    """The pilot ends well and the agreement becomes active."""
+
+
+class AgreementAmended(AgreementCommand, tag="agreement.amended"):
+    """A new terms version, which every party accepts (``accepted_by`` lists them all)."""
+
+    terms: Terms
+    accepted_by: tuple[Slug, ...]
+
+    def members(self) -> tuple[str, ...]:
+        return tuple(p for p in self.accepted_by if p != PROGRAM)
+
+
+class AgreementRenewed(AgreementCommand, tag="agreement.renewed"):
+    """The agreement runs for another term (``duration_days``, or the terms' own)."""
+
+    duration_days: Days | None = None
+
+
+class AgreementTerminated(AgreementCommand, tag="agreement.terminated"):
+    """The agreement ends early, for a reason."""
+
+    reason: Text
+
+
+class AgreementExpired(AgreementCommand, tag="agreement.expired"):
+    """The agreement reached its end without renewal."""
+
+
+# ------------------------------------------------------------- chapter activity
+
+
+class MeetingAttended(MemberCommand, tag="meeting.attended"):
+    """A member's attendance at a chapter meeting; a later line for the same meeting corrects it."""
+
+    meeting: Slug
+    status: Attendance
+    substitute: Name | None = None
+
+
+class OneToOneHeld(MemberCommand, tag="one_to_one.held"):
+    """Two members met one to one."""
+
+    with_member: Slug
+    note: Text | None = None
+
+    def members(self) -> tuple[str, ...]:
+        return (self.member, self.with_member)
+
+
+class VisitorBrought(MemberCommand, tag="visitor.brought"):
+    """A member brought a visitor to a meeting."""
+
+    visitor: Name
+    visitor_business: Name | None = None
+    meeting: Slug | None = None
+
+
+class TestimonialGiven(MemberCommand, tag="testimonial.given"):
+    """A member gave a testimonial about another member."""
+
+    about_member: Slug
+    text: Text | None = None
+
+    def members(self) -> tuple[str, ...]:
+        return (self.member, self.about_member)
+
+
+class TrainingCompleted(MemberCommand, tag="training.completed"):
+    """A member completed a training."""
+
+    training: Name
+
+
+class TyfcbReported(MemberCommand, tag="tyfcb.reported"):
+    """``member`` thanks ``thanked_member`` for closed business worth ``amount``."""
+
+    thanked_member: Slug
+    amount: Decimal
+    currency: Currency
+    referral: Slug | None = None
+    note: Text | None = None
+
+    def members(self) -> tuple[str, ...]:
+        return (self.member, self.thanked_member)
+
+
+AnyCommand = (
+    NetworkCreated
+    | NetworkTiersSet
+    | MemberInvited
+    | MemberJoined
+    | MemberUpdated
+    | MemberSuspended
+    | MemberReinstated
+    | MemberLeft
+    | IntroductionMade
+    | ReferralSent
+    | ReferralAccepted
+    | ReferralDeclined
+    | ReferralLost
+    | ReferralConverted
+    | ReferralReversed
+    | AgreementProposed
+    | AgreementAccepted
+    | AgreementActivated
+    | AgreementAmended
+    | AgreementRenewed
+    | AgreementTerminated
+    | AgreementExpired
+    | MeetingAttended
+    | OneToOneHeld
+    | VisitorBrought
+    | TestimonialGiven
+    | TrainingCompleted
+    | TyfcbReported
+)
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    command_type(cls): cls
+    for cls in AnyCommand.__args__  # type: ignore[attr-defined]
+}
+
+_decoder = msgspec.json.Decoder(AnyCommand)
+_encoder = msgspec.json.Encoder(decimal_format="string")
+
+
+def decode_command(line: bytes | str) -> Command:
+    """Parse one JSON Lines record into a command (raises msgspec errors)."""
+    command: Command = _decoder.decode(line)
+    return command
+
+
+def convert_command(data: dict[str, Any]) -> Command:
+    """Build a command from plain data (CLI options, API bodies); raises msgspec errors."""
+    command: Command = msgspec.convert(data, AnyCommand, strict=False)
+    return command
+
+
+def encode_command(command: Command) -> bytes:
+    """The command as one line of JSON (no newline), as ``export`` writes it."""
+    return _encoder.encode(command)
+
+
+def derived_command_id(command: Command) -> str:
+    """The command's identity: its explicit ``command_id``, or a digest of its content."""
+    if command.command_id is not None:
+        return command.command_id
+    canonical = msgspec.json.encode(command, order="sorted")
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()[:32]
+
+
+def command_schema() -> dict[str, Any]:
+    """JSON Schema (2020-12) of one import line, generated from the command types."""
+    schema = msgspec.json.schema(AnyCommand)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "partnerledger command (one line of a JSON Lines import)"
+    return schema

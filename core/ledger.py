@@ -1,0 +1,173 @@
+"""The application service: load, decide, record, in a unit of work.
+
+``Ledger.execute`` is the one way a command becomes an event, whether it
+comes from the CLI, an import file or (later) the web. A :class:`UnitOfWork`
+keeps the aggregates it touched in memory, so a batch of commands is decided
+against the state the earlier commands of the batch produced, and writes
+nothing until :meth:`UnitOfWork.commit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+from uuid import UUID
+
+from .commands import Command, derived_command_id
+from .domain import (
+    ROUTES,
+    Aggregate,
+    Member,
+    Network,
+    Referral,
+    member_id,
+    network_id,
+    referral_id,
+)
+from .errors import InvalidCommand, NotFound
+from .events import Event
+from .store import Store
+
+A = TypeVar("A", bound=Aggregate)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The store clock: timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UnitOfWork:
+    """Decides commands against stored state plus the commands decided so far."""
+
+    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._clock = clock
+        self._aggregates: dict[UUID, Aggregate | None] = {}
+        self.pending: list[Event] = []
+
+    # -- Lookup -----------------------------------------------------------
+
+    def load(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        """The aggregate as of the last decided command, or ``None`` if it does not exist."""
+        if aggregate_id in self._aggregates:
+            found = self._aggregates[aggregate_id]
+        else:
+            events = self._store.stream(aggregate_id)
+            found = None
+            if events:
+                found = cls(aggregate_id)
+                for event in events:
+                    found.apply(event)
+            self._aggregates[aggregate_id] = found
+        assert found is None or isinstance(found, cls)
+        return found
+
+    def network(self, slug: str) -> Network:
+        """The network, or NotFound on ``network``."""
+        found = self.load(Network, network_id(slug))
+        if found is None:
+            raise NotFound("network", f"no network {slug!r}")
+        return found
+
+    def member(self, network: str, slug: str, field: str) -> Member:
+        """A member of the network, or NotFound on ``field``."""
+        found = self.load(Member, member_id(network, slug))
+        if found is None:
+            raise NotFound(field, f"no member {slug!r} in network {network!r}")
+        return found
+
+    def referral(self, network: str, slug: str, field: str) -> Referral:
+        """A referral of the network, or NotFound on ``field``."""
+        found = self.load(Referral, referral_id(network, slug))
+        if found is None:
+            raise NotFound(field, f"no referral {slug!r} in network {network!r}")
+        return found
+
+    # -- Commands ---------------------------------------------------------
+
+    def decide(self, command: Command) -> Event | None:
+        """Decide one command; returns its event, or ``None`` if it was already recorded.
+
+        Raises a :class:`~partnerledger.errors.DomainError` and changes nothing
+        when the command is refused.
+        """
+        route = ROUTES.get(type(command))
+        if route is None:
+            raise InvalidCommand("type", f"no rule handles {command.type!r}")
+        command_id = derived_command_id(command)
+        target_id = route.key(command, command_id)
+        target = self.load(route.aggregate, target_id)
+        if target is not None and command_id in target.command_ids:
+            return None
+        route.decide(self, target, command)
+        if target is None:
+            target = route.aggregate(target_id)
+            self._aggregates[target_id] = target
+        event = Event(
+            originator_id=target_id,
+            originator_version=target.version + 1,
+            recorded_at=self._clock(),
+            command_id=command_id,
+            command=command,  # type: ignore[arg-type]  # every Command subclass is in AnyCommand
+        )
+        target.apply(event)
+        self.pending.append(event)
+        return event
+
+    def commit(self, batch_size: int = 0) -> int:
+        """Append the pending events (all in one transaction, or in batches); returns the count.
+
+        With batches, each batch is a transaction of whole commands.
+        """
+        written = 0
+        size = batch_size or len(self.pending) or 1
+        for start in range(0, len(self.pending), size):
+            batch = self.pending[start : start + size]
+            self._store.append(batch)
+            written += len(batch)
+        self.pending = []
+        return written
+
+
+@dataclass
+class Outcome:
+    """What ``execute`` did."""
+
+    recorded: list[Event] = field(default_factory=list)
+    duplicates: int = 0
+
+
+class Ledger:
+    """Commands in, events out, against one store."""
+
+    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+        self.store = store
+        self.clock = clock
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A fresh unit of work over the store."""
+        return UnitOfWork(self.store, self.clock)
+
+    def execute(self, *commands: Command) -> Outcome:
+        """Decide and record commands: all of them, or (on the first error) none."""
+        return self.execute_all(commands)
+
+    def execute_all(self, commands: Iterable[Command]) -> Outcome:
+        """As :meth:`execute`, for an iterable of commands."""
+        work = self.unit_of_work()
+        outcome = Outcome()
+        for command in commands:
+            event = work.decide(command)
+            if event is None:
+                outcome.duplicates += 1
+            else:
+                outcome.recorded.append(event)
+        work.commit()
+        return outcome
+
+    def history(self, aggregate_id: UUID) -> list[Event]:
+        """Every event of one aggregate."""
+        return self.store.stream(aggregate_id)
