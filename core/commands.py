@@ -148,10 +148,14 @@ class MemberInvited(MemberCommand, tag="member.invited"):
 
 
 class MemberJoined(MemberCommand, tag="member.joined"):
-    """A business joins the network, or an invited one accepts (status ``active``)."""
+    """A business joins the network, or an invited one accepts (status ``active``).
 
-    name: Name
-    category: Name
+    ``name`` and ``category`` are required for a new member; for an invited
+    one they default to what the invitation said.
+    """
+
+    name: Name | None = None
+    category: Name | None = None
     service_area: Name | None = None
     contact: Contact | None = None
 

@@ -48,10 +48,10 @@ class Member(Aggregate):
     def when(self, command: Command) -> None:
         if isinstance(command, MemberInvited | MemberJoined):
             self.slug = command.member
-            self.name = command.name
-            self.category = command.category
-            self.service_area = command.service_area
-            self.contact = command.contact
+            self.name = command.name or self.name
+            self.category = command.category or self.category
+            self.service_area = command.service_area or self.service_area
+            self.contact = command.contact or self.contact
             self.status = "invited" if isinstance(command, MemberInvited) else "active"
         elif isinstance(command, MemberUpdated):
             self.name = command.name or self.name
@@ -92,6 +92,10 @@ def join(lookup: Lookup, member: Member | None, command: MemberJoined) -> None:
         raise AlreadyExists(
             "member", f"member {command.member!r} already exists (status {member.status})"
         )
+    if member is None:
+        for name, value in (("name", command.name), ("category", command.category)):
+            if value is None:
+                raise InvalidCommand(name, "required when a new member joins")
 
 
 @rule(MemberUpdated, Member, _key)

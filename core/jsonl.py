@@ -1,0 +1,165 @@
+"""Import and export of a network's history as JSON Lines, one command per line.
+
+Import checks the whole file before writing anything: any bad line and
+nothing is written, and every bad line is reported (line number, field,
+reason). With ``skip_invalid`` the good lines are written and the rejected
+ones are returned for the caller to save. Commands already in the store
+(same identity) are skipped, so importing the same file twice records it
+once.
+
+Export writes the recorded commands in log order, in the same format, so
+export → import into an empty store → export gives a byte-identical file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import msgspec
+
+from .commands import decode_command, encode_command
+from .errors import DomainError, from_validation_error
+from .ledger import Ledger
+from .store import Store
+
+#: Events appended per transaction during an import (each batch holds whole commands).
+IMPORT_BATCH = 1000
+#: Bad lines kept in the report.
+REPORT_LIMIT = 50
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class LineError:
+    """One refused line."""
+
+    line: int
+    field: str
+    reason: str
+    code: str
+    text: str
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data for JSON output and rejected-lines files."""
+        return {
+            "line": self.line,
+            "field": self.field,
+            "reason": self.reason,
+            "code": self.code,
+            "text": self.text,
+        }
+
+
+@dataclass
+class ImportReport:
+    """What an import found and did."""
+
+    lines: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    rejected_count: int = 0
+    rejected: list[LineError] = field(default_factory=list)  # every rejected line
+    written: bool = False
+
+    @property
+    def shown(self) -> list[LineError]:
+        """The first bad lines, as many as a report shows."""
+        return self.rejected[:REPORT_LIMIT]
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data for ``--json``."""
+        return {
+            "lines": self.lines,
+            "recorded": self.recorded,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected_count,
+            "written": self.written,
+            "errors": [e.as_dict() for e in self.shown],
+        }
+
+
+def import_lines(
+    ledger: Ledger,
+    lines: Iterable[bytes],
+    *,
+    skip_invalid: bool = False,
+    on_line: Progress | None = None,
+    on_write: Progress | None = None,
+    batch_size: int = IMPORT_BATCH,
+) -> ImportReport:
+    """Validate every line, then (if all are good, or ``skip_invalid``) record them.
+
+    ``on_line(n)`` is called as lines are checked and ``on_write(n)`` as events
+    are written, with the number done since the last call.
+    """
+    report = ImportReport()
+    work = ledger.unit_of_work()
+    for number, raw in enumerate(lines, start=1):
+        report.lines = number
+        if on_line is not None:
+            on_line(1)
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            event = work.decide(decode_command(text))
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            problem = from_validation_error(error)
+            report.rejected.append(
+                LineError(number, problem.field, problem.reason, problem.code, _text(text))
+            )
+            continue
+        except DomainError as error:
+            report.rejected.append(
+                LineError(number, error.field, error.reason, error.code, _text(text))
+            )
+            continue
+        if event is None:
+            report.duplicates += 1
+        else:
+            report.recorded += 1
+    report.rejected_count = len(report.rejected)
+    if report.rejected and not skip_invalid:
+        report.recorded = 0
+        return report
+    pending = work.pending
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start : start + batch_size]
+        ledger.store.append(batch)
+        if on_write is not None:
+            on_write(len(batch))
+    work.pending = []
+    report.written = True
+    return report
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def export_lines(
+    store: Store,
+    out: BinaryIO,
+    *,
+    network: str | None = None,
+    on_event: Progress | None = None,
+) -> int:
+    """Write the recorded commands in log order, one per line; returns the count."""
+    count = 0
+    buffer: list[bytes] = []
+    for _, event in store.read():
+        if on_event is not None:
+            on_event(1)
+        if network is not None and event.command.network != network:
+            continue
+        buffer.append(encode_command(event.command))
+        count += 1
+        if len(buffer) >= IMPORT_BATCH:
+            out.write(b"\n".join(buffer) + b"\n")
+            buffer.clear()
+    if buffer:
+        out.write(b"\n".join(buffer) + b"\n")
+    return count
