@@ -146,7 +146,9 @@ def init() -> None:
     help="Where --skip-invalid writes rejected lines (default FILE.rejected.jsonl).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
+@click.option(
+    "--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal)."
+)
 def import_(
     file: IO[bytes],
     skip_invalid: bool,
@@ -205,7 +207,8 @@ def _print_report(report: ImportReport, as_json: bool) -> None:
         return
     if report.rejected and not report.written:
         err.print(
-            f"[red]Nothing imported:[/] {report.rejected_count} of {report.lines} lines are invalid."
+            f"[red]Nothing imported:[/] {report.rejected_count} of {report.lines} lines "
+            "are invalid."
         )
     for line in report.shown:
         err.print(f"  line {line.line}: {line.field}: {line.reason}", markup=False)
@@ -220,8 +223,12 @@ def _print_report(report: ImportReport, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--network", help="Only this network's history (default: every network).")
-@click.option("--output", "-o", type=click.File("wb"), default="-", help="File to write (default stdout).")
-@click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
+@click.option(
+    "--output", "-o", type=click.File("wb"), default="-", help="File to write (default stdout)."
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal)."
+)
 def export(network: str | None, output: IO[bytes], progress: bool | None) -> None:
     """Export the recorded commands as JSON Lines, in log order.
 
@@ -241,7 +248,9 @@ def export(network: str | None, output: IO[bytes], progress: bool | None) -> Non
 
 
 @cli.command()
-@click.option("--output", "-o", type=click.File("w"), default="-", help="File to write (default stdout).")
+@click.option(
+    "--output", "-o", type=click.File("w"), default="-", help="File to write (default stdout)."
+)
 def schema(output: IO[str]) -> None:
     """Print the JSON Schema of one import line (generated from the command types)."""
     output.write(json.dumps(command_schema(), indent=2, sort_keys=True) + "\n")
@@ -256,19 +265,25 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
         raise click.BadParameter("expected an ISO 8601 date or time", param_hint=option) from None
     if moment.tzinfo is None:
         if "T" in value or " " in value:
-            raise click.BadParameter("give a time with an offset, e.g. Z or +02:00", param_hint=option)
+            raise click.BadParameter(
+                "give a time with an offset, e.g. Z or +02:00", param_hint=option
+            )
         moment = moment.replace(tzinfo=UTC)  # a bare date is midnight UTC
     return moment.astimezone(UTC)
 
 
 @cli.command()
 @click.option("--network", help="Only this network.")
-@click.option("--type", "types", multiple=True, metavar="TYPE", help="Only this event type (repeatable).")
+@click.option(
+    "--type", "types", multiple=True, metavar="TYPE", help="Only this event type (repeatable)."
+)
 @click.option("--member", help="Only events that concern this member.")
 @click.option("--since", help="Business time from (inclusive), ISO 8601.")
 @click.option("--until", help="Business time until (exclusive), ISO 8601.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
+)
 def events(
     network: str | None,
     types: tuple[str, ...],
@@ -347,10 +362,22 @@ def _event_json(position: int, event: Event) -> bytes:
 @click.option("--members", default=40, show_default=True, type=click.IntRange(min=4))
 @click.option("--months", default=24, show_default=True, type=click.IntRange(min=1))
 @click.option("--networks", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--output", "-o", type=click.File("wb"), help="Write the commands as JSON Lines instead of importing them.")
-@click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("wb"),
+    help="Write the commands as JSON Lines instead of importing them.",
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal)."
+)
 def demo(
-    seed: int, members: int, months: int, networks: int, output: IO[bytes] | None, progress: bool | None
+    seed: int,
+    members: int,
+    months: int,
+    networks: int,
+    output: IO[bytes] | None,
+    progress: bool | None,
 ) -> None:
     """Generate a realistic demo network (deterministic for a seed) and load it."""
     from partnerledger.demo import generate
@@ -392,14 +419,22 @@ def _default_actor() -> str:
 def _action(fn: Callable[..., dict[str, Any]]) -> Callable[..., None]:
     """Give a command-building function the common options, and run what it builds."""
 
-    @click.option("--actor", default=None, help="Who does this [default: $PARTNERLEDGER_ACTOR or user@host].")
-    @click.option("--at", "at", default=None, help="When it happened (ISO 8601 with offset) [default: now].")
-    @click.option("--command-id", default=None, help="Idempotency key (default: derived from the content).")
+    @click.option(
+        "--actor", default=None, help="Who does this [default: $PARTNERLEDGER_ACTOR or user@host]."
+    )
+    @click.option(
+        "--at", "at", default=None, help="When it happened (ISO 8601 with offset) [default: now]."
+    )
+    @click.option(
+        "--command-id", default=None, help="Idempotency key (default: derived from the content)."
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print the recorded event as JSON.")
     def run(
         actor: str | None, at: str | None, command_id: str | None, as_json: bool, **options: Any
     ) -> None:
-        payload = {key: value for key, value in fn(**options).items() if value not in (None, (), {})}
+        payload = {
+            key: value for key, value in fn(**options).items() if value not in (None, (), {})
+        }
         payload["actor"] = actor or _default_actor()
         payload["occurred_at"] = at or datetime.now(UTC).isoformat()
         if command_id:
@@ -438,7 +473,9 @@ def _load_json_option(value: str | None, option: str) -> Any:
         text = Path(value[1:]).read_text() if value.startswith("@") else value
         return json.loads(text)
     except (OSError, ValueError) as error:
-        raise click.BadParameter(f"expected JSON or @file.json: {error}", param_hint=option) from None
+        raise click.BadParameter(
+            f"expected JSON or @file.json: {error}", param_hint=option
+        ) from None
 
 
 def _tiers(values: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -451,14 +488,21 @@ def _tiers(values: tuple[str, ...]) -> list[dict[str, Any]]:
                 f"{value!r}: expected NAME:THRESHOLD[:BENEFIT;BENEFIT]", param_hint="--tier"
             )
         tiers.append(
-            {"name": name, "threshold": threshold, "benefits": [b for b in benefits.split(";") if b]}
+            {
+                "name": name,
+                "threshold": threshold,
+                "benefits": [b for b in benefits.split(";") if b],
+            }
         )
     return tiers
 
 
 NETWORK = click.argument("network")
 TIER = click.option(
-    "--tier", "tiers", multiple=True, metavar="NAME:THRESHOLD[:BENEFITS]",
+    "--tier",
+    "tiers",
+    multiple=True,
+    metavar="NAME:THRESHOLD[:BENEFITS]",
     help="A rung of the tier ladder, lowest first, benefits separated by ';' (repeatable).",
 )
 
@@ -472,14 +516,33 @@ def network() -> None:
 @NETWORK
 @click.option("--name", required=True, help="Display name.")
 @click.option("--currency", required=True, help="ISO 4217 code, e.g. USD.")
-@click.option("--period", type=click.Choice(["month", "quarter", "rolling"]), default="month", show_default=True)
+@click.option(
+    "--period",
+    type=click.Choice(["month", "quarter", "rolling"]),
+    default="month",
+    show_default=True,
+)
 @click.option("--rolling-days", type=int, help="Length of a rolling period.")
 @TIER
 @_action
-def network_create(network: str, name: str, currency: str, period: str, rolling_days: int | None, tiers: tuple[str, ...]) -> dict[str, Any]:
+def network_create(
+    network: str,
+    name: str,
+    currency: str,
+    period: str,
+    rolling_days: int | None,
+    tiers: tuple[str, ...],
+) -> dict[str, Any]:
     """Create NETWORK."""
-    return {"type": "network.created", "network": network, "name": name, "currency": currency,
-            "period": period, "rolling_days": rolling_days, "tiers": _tiers(tiers)}
+    return {
+        "type": "network.created",
+        "network": network,
+        "name": name,
+        "currency": currency,
+        "period": period,
+        "rolling_days": rolling_days,
+        "tiers": _tiers(tiers),
+    }
 
 
 @network.command("tiers")
@@ -523,12 +586,30 @@ def _contact(email: str | None, phone: str | None, person: str | None) -> dict[s
 @_profile
 @click.option("--invite", is_flag=True, help="Invite (status invited) instead of adding as active.")
 @_action
-def member_add(network: str, member: str, name: str | None, category: str | None, service_area: str | None,
-               email: str | None, phone: str | None, person: str | None, invite: bool) -> dict[str, Any]:
-    """Add MEMBER to NETWORK (member.joined), or invite it (member.invited); an invited member joins with `add` too."""
-    return {"type": "member.invited" if invite else "member.joined", "network": network, "member": member,
-            "name": name, "category": category, "service_area": service_area,
-            "contact": _contact(email, phone, person)}
+def member_add(
+    network: str,
+    member: str,
+    name: str | None,
+    category: str | None,
+    service_area: str | None,
+    email: str | None,
+    phone: str | None,
+    person: str | None,
+    invite: bool,
+) -> dict[str, Any]:
+    """Add MEMBER to NETWORK (member.joined), or invite it (member.invited).
+
+    An invited member joins with `add` too (without --invite).
+    """
+    return {
+        "type": "member.invited" if invite else "member.joined",
+        "network": network,
+        "member": member,
+        "name": name,
+        "category": category,
+        "service_area": service_area,
+        "contact": _contact(email, phone, person),
+    }
 
 
 @member.command("update")
@@ -536,11 +617,26 @@ def member_add(network: str, member: str, name: str | None, category: str | None
 @click.argument("member")
 @_profile
 @_action
-def member_update(network: str, member: str, name: str | None, category: str | None, service_area: str | None,
-                  email: str | None, phone: str | None, person: str | None) -> dict[str, Any]:
+def member_update(
+    network: str,
+    member: str,
+    name: str | None,
+    category: str | None,
+    service_area: str | None,
+    email: str | None,
+    phone: str | None,
+    person: str | None,
+) -> dict[str, Any]:
     """Change MEMBER's profile."""
-    return {"type": "member.updated", "network": network, "member": member, "name": name,
-            "category": category, "service_area": service_area, "contact": _contact(email, phone, person)}
+    return {
+        "type": "member.updated",
+        "network": network,
+        "member": member,
+        "name": name,
+        "category": category,
+        "service_area": service_area,
+        "contact": _contact(email, phone, person),
+    }
 
 
 def _step(
@@ -583,12 +679,26 @@ def introduction() -> None:
 @click.option("--to-business", help="...or to this outside business.")
 @click.option("--note")
 @_action
-def introduction_make(network: str, introduction: str, introducer: str, introduced: str,
-                      to_member: str | None, to_business: str | None, note: str | None) -> dict[str, Any]:
+def introduction_make(
+    network: str,
+    introduction: str,
+    introducer: str,
+    introduced: str,
+    to_member: str | None,
+    to_business: str | None,
+    note: str | None,
+) -> dict[str, Any]:
     """Record INTRODUCTION: one member introduces another to a member or an outside business."""
-    return {"type": "introduction.made", "network": network, "introduction": introduction,
-            "introducer": introducer, "introduced": introduced, "to_member": to_member,
-            "to_business": to_business, "note": note}
+    return {
+        "type": "introduction.made",
+        "network": network,
+        "introduction": introduction,
+        "introducer": introducer,
+        "introduced": introduced,
+        "to_member": to_member,
+        "to_business": to_business,
+        "note": note,
+    }
 
 
 @cli.group()
@@ -604,11 +714,19 @@ def referral() -> None:
 @click.option("--customer", required=True, help="The lead.")
 @click.option("--note")
 @_action
-def referral_send(network: str, referral: str, from_member: str, to_member: str, customer: str,
-                  note: str | None) -> dict[str, Any]:
+def referral_send(
+    network: str, referral: str, from_member: str, to_member: str, customer: str, note: str | None
+) -> dict[str, Any]:
     """Send REFERRAL from one member to another."""
-    return {"type": "referral.sent", "network": network, "referral": referral,
-            "from_member": from_member, "to_member": to_member, "customer": customer, "note": note}
+    return {
+        "type": "referral.sent",
+        "network": network,
+        "referral": referral,
+        "from_member": from_member,
+        "to_member": to_member,
+        "customer": customer,
+        "note": note,
+    }
 
 
 def _referral_step(name: str, type_: str, doc: str, with_reason: bool) -> None:
@@ -617,7 +735,9 @@ def _referral_step(name: str, type_: str, doc: str, with_reason: bool) -> None:
 
 _referral_step("accept", "referral.accepted", "Accept REFERRAL.", with_reason=False)
 _referral_step("decline", "referral.declined", "Decline REFERRAL.", with_reason=True)
-_referral_step("lose", "referral.lost", "Record that accepted REFERRAL did not convert.", with_reason=True)
+_referral_step(
+    "lose", "referral.lost", "Record that accepted REFERRAL did not convert.", with_reason=True
+)
 
 
 @referral.command("convert")
@@ -628,8 +748,13 @@ _referral_step("lose", "referral.lost", "Record that accepted REFERRAL did not c
 @_action
 def referral_convert(network: str, referral: str, deal_value: str, currency: str) -> dict[str, Any]:
     """Record that REFERRAL became business (the date is --at)."""
-    return {"type": "referral.converted", "network": network, "referral": referral,
-            "deal_value": deal_value, "currency": currency}
+    return {
+        "type": "referral.converted",
+        "network": network,
+        "referral": referral,
+        "deal_value": deal_value,
+        "currency": currency,
+    }
 
 
 @referral.command("reverse")
@@ -639,10 +764,18 @@ def referral_convert(network: str, referral: str, deal_value: str, currency: str
 @click.option("--reason", required=True, help="Why (refund, chargeback...).")
 @click.option("--currency", help="ISO 4217 code (the network's).")
 @_action
-def referral_reverse(network: str, referral: str, amount: str, reason: str, currency: str | None) -> dict[str, Any]:
+def referral_reverse(
+    network: str, referral: str, amount: str, reason: str, currency: str | None
+) -> dict[str, Any]:
     """Reverse all or part of a converted REFERRAL."""
-    return {"type": "referral.reversed", "network": network, "referral": referral,
-            "amount": amount, "reason": reason, "currency": currency}
+    return {
+        "type": "referral.reversed",
+        "network": network,
+        "referral": referral,
+        "amount": amount,
+        "reason": reason,
+        "currency": currency,
+    }
 
 
 @cli.group()
@@ -651,7 +784,12 @@ def agreement() -> None:
 
 
 TERMS = [
-    click.option("--terms", "terms_json", metavar="JSON|@FILE", help="All terms as JSON (see docs/import-format.md); overrides the options below."),
+    click.option(
+        "--terms",
+        "terms_json",
+        metavar="JSON|@FILE",
+        help="All terms as JSON (see docs/import-format.md); overrides the options below.",
+    ),
     click.option("--scope", help="What the agreement covers."),
     click.option("--fee", help="Referral fee per converted referral."),
     click.option("--revenue-share", help="Share of the deal value, as a fraction (0.10 is 10 %)."),
@@ -668,9 +806,16 @@ def _terms_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _terms(terms_json: str | None, scope: str | None, fee: str | None, revenue_share: str | None,
-           referrals_per_month: int | None, conversion_rate: str | None, term_days: int | None,
-           exclusive: bool) -> Any:
+def _terms(
+    terms_json: str | None,
+    scope: str | None,
+    fee: str | None,
+    revenue_share: str | None,
+    referrals_per_month: int | None,
+    conversion_rate: str | None,
+    term_days: int | None,
+    exclusive: bool,
+) -> Any:
     if terms_json is not None:
         return _load_json_option(terms_json, "--terms")
     if scope is None:
@@ -680,8 +825,14 @@ def _terms(terms_json: str | None, scope: str | None, fee: str | None, revenue_s
         terms["compensation"] = {"kind": "referral_fee", "amount": fee}
     elif revenue_share is not None:
         terms["compensation"] = {"kind": "revenue_share", "rate": revenue_share}
-    targets = {k: v for k, v in (("referrals_per_month", referrals_per_month),
-                                 ("conversion_rate", conversion_rate)) if v is not None}
+    targets = {
+        k: v
+        for k, v in (
+            ("referrals_per_month", referrals_per_month),
+            ("conversion_rate", conversion_rate),
+        )
+        if v is not None
+    }
     if targets:
         terms["targets"] = targets
     if term_days is not None:
@@ -692,20 +843,44 @@ def _terms(terms_json: str | None, scope: str | None, fee: str | None, revenue_s
 @agreement.command("propose")
 @NETWORK
 @click.argument("agreement")
-@click.option("--kind", required=True, type=click.Choice(["referral", "co-marketing", "channel", "joint-venture", "supply-chain"]))
-@click.option("--party", "parties", multiple=True, required=True, help="A party: member slug or 'program' (repeat).")
+@click.option(
+    "--kind",
+    required=True,
+    type=click.Choice(["referral", "co-marketing", "channel", "joint-venture", "supply-chain"]),
+)
+@click.option(
+    "--party",
+    "parties",
+    multiple=True,
+    required=True,
+    help="A party: member slug or 'program' (repeat).",
+)
 @_terms_options
 @click.option("--pilot-days", type=int, help="Start with a pilot of this many days (90 is usual).")
 @click.option("--goal", "goals", multiple=True, help="A pilot goal (repeatable).")
 @_action
-def agreement_propose(network: str, agreement: str, kind: str, parties: tuple[str, ...],
-                      pilot_days: int | None, goals: tuple[str, ...], **terms: Any) -> dict[str, Any]:
+def agreement_propose(
+    network: str,
+    agreement: str,
+    kind: str,
+    parties: tuple[str, ...],
+    pilot_days: int | None,
+    goals: tuple[str, ...],
+    **terms: Any,
+) -> dict[str, Any]:
     """Propose AGREEMENT between parties, with its first terms."""
     pilot = None
     if pilot_days is not None or goals:
         pilot = {"days": pilot_days or 90, "goals": list(goals)}
-    return {"type": "agreement.proposed", "network": network, "agreement": agreement, "kind": kind,
-            "parties": list(parties), "terms": _terms(**terms), "pilot": pilot}
+    return {
+        "type": "agreement.proposed",
+        "network": network,
+        "agreement": agreement,
+        "kind": kind,
+        "parties": list(parties),
+        "terms": _terms(**terms),
+        "pilot": pilot,
+    }
 
 
 @agreement.command("accept")
@@ -715,19 +890,36 @@ def agreement_propose(network: str, agreement: str, kind: str, parties: tuple[st
 @_action
 def agreement_accept(network: str, agreement: str, party: str) -> dict[str, Any]:
     """Record that one party accepts the proposed AGREEMENT."""
-    return {"type": "agreement.accepted", "network": network, "agreement": agreement, "party": party}
+    return {
+        "type": "agreement.accepted",
+        "network": network,
+        "agreement": agreement,
+        "party": party,
+    }
 
 
 @agreement.command("amend")
 @NETWORK
 @click.argument("agreement")
 @_terms_options
-@click.option("--accepted-by", multiple=True, required=True, help="A party accepting the new terms (every party must).")
+@click.option(
+    "--accepted-by",
+    multiple=True,
+    required=True,
+    help="A party accepting the new terms (every party must).",
+)
 @_action
-def agreement_amend(network: str, agreement: str, accepted_by: tuple[str, ...], **terms: Any) -> dict[str, Any]:
+def agreement_amend(
+    network: str, agreement: str, accepted_by: tuple[str, ...], **terms: Any
+) -> dict[str, Any]:
     """Amend AGREEMENT with a new terms version accepted by every party."""
-    return {"type": "agreement.amended", "network": network, "agreement": agreement,
-            "terms": _terms(**terms), "accepted_by": list(accepted_by)}
+    return {
+        "type": "agreement.amended",
+        "network": network,
+        "agreement": agreement,
+        "terms": _terms(**terms),
+        "accepted_by": list(accepted_by),
+    }
 
 
 @agreement.command("renew")
@@ -737,8 +929,12 @@ def agreement_amend(network: str, agreement: str, accepted_by: tuple[str, ...], 
 @_action
 def agreement_renew(network: str, agreement: str, duration_days: int | None) -> dict[str, Any]:
     """Renew AGREEMENT for another term."""
-    return {"type": "agreement.renewed", "network": network, "agreement": agreement,
-            "duration_days": duration_days}
+    return {
+        "type": "agreement.renewed",
+        "network": network,
+        "agreement": agreement,
+        "duration_days": duration_days,
+    }
 
 
 @agreement.command("terminate")
@@ -748,7 +944,12 @@ def agreement_renew(network: str, agreement: str, duration_days: int | None) -> 
 @_action
 def agreement_terminate(network: str, agreement: str, reason: str) -> dict[str, Any]:
     """Terminate AGREEMENT."""
-    return {"type": "agreement.terminated", "network": network, "agreement": agreement, "reason": reason}
+    return {
+        "type": "agreement.terminated",
+        "network": network,
+        "agreement": agreement,
+        "reason": reason,
+    }
 
 
 def _agreement_step(name: str, type_: str, doc: str) -> None:
@@ -761,20 +962,32 @@ _agreement_step("expire", "agreement.expired", "Record that AGREEMENT expired.")
 
 @cli.group()
 def chapter() -> None:
-    """Record chapter activity: attendance, one-to-ones, visitors, testimonials, trainings, TYFCB."""
+    """Record chapter activity: attendance, one-to-ones, visitors, testimonials, TYFCB..."""
 
 
 @chapter.command("attend")
 @NETWORK
 @click.argument("meeting")
 @click.argument("member")
-@click.option("--status", required=True, type=click.Choice(["present", "late", "absent", "substitute", "medical"]))
+@click.option(
+    "--status",
+    required=True,
+    type=click.Choice(["present", "late", "absent", "substitute", "medical"]),
+)
 @click.option("--substitute", help="Who stood in (status substitute).")
 @_action
-def chapter_attend(network: str, meeting: str, member: str, status: str, substitute: str | None) -> dict[str, Any]:
+def chapter_attend(
+    network: str, meeting: str, member: str, status: str, substitute: str | None
+) -> dict[str, Any]:
     """Record MEMBER's attendance at MEETING (e.g. 2025-01-07)."""
-    return {"type": "meeting.attended", "network": network, "meeting": meeting, "member": member,
-            "status": status, "substitute": substitute}
+    return {
+        "type": "meeting.attended",
+        "network": network,
+        "meeting": meeting,
+        "member": member,
+        "status": status,
+        "substitute": substitute,
+    }
 
 
 @chapter.command("one-to-one")
@@ -783,10 +996,17 @@ def chapter_attend(network: str, meeting: str, member: str, status: str, substit
 @click.argument("with_member")
 @click.option("--note")
 @_action
-def chapter_one_to_one(network: str, member: str, with_member: str, note: str | None) -> dict[str, Any]:
+def chapter_one_to_one(
+    network: str, member: str, with_member: str, note: str | None
+) -> dict[str, Any]:
     """Record a one-to-one between MEMBER and WITH_MEMBER."""
-    return {"type": "one_to_one.held", "network": network, "member": member,
-            "with_member": with_member, "note": note}
+    return {
+        "type": "one_to_one.held",
+        "network": network,
+        "member": member,
+        "with_member": with_member,
+        "note": note,
+    }
 
 
 @chapter.command("visitor")
@@ -796,11 +1016,18 @@ def chapter_one_to_one(network: str, member: str, with_member: str, note: str | 
 @click.option("--business", "visitor_business", help="The visitor's business.")
 @click.option("--meeting", help="The meeting visited.")
 @_action
-def chapter_visitor(network: str, member: str, visitor: str, visitor_business: str | None,
-                    meeting: str | None) -> dict[str, Any]:
+def chapter_visitor(
+    network: str, member: str, visitor: str, visitor_business: str | None, meeting: str | None
+) -> dict[str, Any]:
     """Record that MEMBER brought VISITOR."""
-    return {"type": "visitor.brought", "network": network, "member": member, "visitor": visitor,
-            "visitor_business": visitor_business, "meeting": meeting}
+    return {
+        "type": "visitor.brought",
+        "network": network,
+        "member": member,
+        "visitor": visitor,
+        "visitor_business": visitor_business,
+        "meeting": meeting,
+    }
 
 
 @chapter.command("testimonial")
@@ -809,10 +1036,17 @@ def chapter_visitor(network: str, member: str, visitor: str, visitor_business: s
 @click.argument("about_member")
 @click.option("--text")
 @_action
-def chapter_testimonial(network: str, member: str, about_member: str, text: str | None) -> dict[str, Any]:
+def chapter_testimonial(
+    network: str, member: str, about_member: str, text: str | None
+) -> dict[str, Any]:
     """Record that MEMBER gave a testimonial about ABOUT_MEMBER."""
-    return {"type": "testimonial.given", "network": network, "member": member,
-            "about_member": about_member, "text": text}
+    return {
+        "type": "testimonial.given",
+        "network": network,
+        "member": member,
+        "about_member": about_member,
+        "text": text,
+    }
 
 
 @chapter.command("training")
@@ -822,7 +1056,12 @@ def chapter_testimonial(network: str, member: str, about_member: str, text: str 
 @_action
 def chapter_training(network: str, member: str, training: str) -> dict[str, Any]:
     """Record that MEMBER completed TRAINING."""
-    return {"type": "training.completed", "network": network, "member": member, "training": training}
+    return {
+        "type": "training.completed",
+        "network": network,
+        "member": member,
+        "training": training,
+    }
 
 
 @chapter.command("tyfcb")
@@ -834,12 +1073,26 @@ def chapter_training(network: str, member: str, training: str) -> dict[str, Any]
 @click.option("--referral", help="The referral that brought the business.")
 @click.option("--note")
 @_action
-def chapter_tyfcb(network: str, member: str, thanked_member: str, amount: str, currency: str,
-                  referral: str | None, note: str | None) -> dict[str, Any]:
+def chapter_tyfcb(
+    network: str,
+    member: str,
+    thanked_member: str,
+    amount: str,
+    currency: str,
+    referral: str | None,
+    note: str | None,
+) -> dict[str, Any]:
     """Record MEMBER's thank-you to THANKED_MEMBER for closed business."""
-    return {"type": "tyfcb.reported", "network": network, "member": member,
-            "thanked_member": thanked_member, "amount": amount, "currency": currency,
-            "referral": referral, "note": note}
+    return {
+        "type": "tyfcb.reported",
+        "network": network,
+        "member": member,
+        "thanked_member": thanked_member,
+        "amount": amount,
+        "currency": currency,
+        "referral": referral,
+        "note": note,
+    }
 
 
 def main() -> None:

@@ -96,7 +96,9 @@ def command_type(cls: type[Command]) -> str:
 # --------------------------------------------------------------------- network
 
 
-class Tier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class Tier(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """One rung of a network's tier ladder: the minimum score that earns it."""
 
     name: Name
@@ -104,7 +106,7 @@ class Tier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     benefits: tuple[Name, ...] = ()
 
 
-class NetworkCreated(Command, tag="network.created"):
+class NetworkCreated(Command, frozen=True, tag="network.created"):
     """A coordinator creates a network (a chamber, a chapter, a partner program)."""
 
     name: Name
@@ -114,7 +116,7 @@ class NetworkCreated(Command, tag="network.created"):
     tiers: tuple[Tier, ...] = ()
 
 
-class NetworkTiersSet(Command, tag="network.tiers_set"):
+class NetworkTiersSet(Command, frozen=True, tag="network.tiers_set"):
     """The network's tier ladder is replaced."""
 
     tiers: tuple[Tier, ...]
@@ -123,7 +125,9 @@ class NetworkTiersSet(Command, tag="network.tiers_set"):
 # --------------------------------------------------------------------- members
 
 
-class Contact(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class Contact(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """How to reach a member business."""
 
     email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
@@ -131,14 +135,14 @@ class Contact(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     person: Name | None = None
 
 
-class MemberCommand(Command):
+class MemberCommand(Command, frozen=True):
     member: Slug
 
     def members(self) -> tuple[str, ...]:
         return (self.member,)
 
 
-class MemberInvited(MemberCommand, tag="member.invited"):
+class MemberInvited(MemberCommand, frozen=True, tag="member.invited"):
     """A business is invited to the network (status ``invited``)."""
 
     name: Name
@@ -147,7 +151,7 @@ class MemberInvited(MemberCommand, tag="member.invited"):
     contact: Contact | None = None
 
 
-class MemberJoined(MemberCommand, tag="member.joined"):
+class MemberJoined(MemberCommand, frozen=True, tag="member.joined"):
     """A business joins the network, or an invited one accepts (status ``active``).
 
     ``name`` and ``category`` are required for a new member; for an invited
@@ -160,7 +164,7 @@ class MemberJoined(MemberCommand, tag="member.joined"):
     contact: Contact | None = None
 
 
-class MemberUpdated(MemberCommand, tag="member.updated"):
+class MemberUpdated(MemberCommand, frozen=True, tag="member.updated"):
     """A member's profile changes; absent fields keep their value."""
 
     name: Name | None = None
@@ -169,19 +173,19 @@ class MemberUpdated(MemberCommand, tag="member.updated"):
     contact: Contact | None = None
 
 
-class MemberSuspended(MemberCommand, tag="member.suspended"):
+class MemberSuspended(MemberCommand, frozen=True, tag="member.suspended"):
     """An active member is suspended."""
 
     reason: Text | None = None
 
 
-class MemberReinstated(MemberCommand, tag="member.reinstated"):
+class MemberReinstated(MemberCommand, frozen=True, tag="member.reinstated"):
     """A suspended member becomes active again."""
 
     reason: Text | None = None
 
 
-class MemberLeft(MemberCommand, tag="member.left"):
+class MemberLeft(MemberCommand, frozen=True, tag="member.left"):
     """A member leaves the network (final)."""
 
     reason: Text | None = None
@@ -190,7 +194,7 @@ class MemberLeft(MemberCommand, tag="member.left"):
 # ---------------------------------------------------------------- introductions
 
 
-class IntroductionMade(Command, tag="introduction.made"):
+class IntroductionMade(Command, frozen=True, tag="introduction.made"):
     """``introducer`` introduces ``introduced`` to ``to_member`` or to an outside business."""
 
     introduction: Slug
@@ -208,11 +212,11 @@ class IntroductionMade(Command, tag="introduction.made"):
 # -------------------------------------------------------------------- referrals
 
 
-class ReferralCommand(Command):
+class ReferralCommand(Command, frozen=True):
     referral: Slug
 
 
-class ReferralSent(ReferralCommand, tag="referral.sent"):
+class ReferralSent(ReferralCommand, frozen=True, tag="referral.sent"):
     """``from_member`` sends a lead (``customer``) to ``to_member``."""
 
     from_member: Slug
@@ -224,30 +228,30 @@ class ReferralSent(ReferralCommand, tag="referral.sent"):
         return (self.from_member, self.to_member)
 
 
-class ReferralAccepted(ReferralCommand, tag="referral.accepted"):
+class ReferralAccepted(ReferralCommand, frozen=True, tag="referral.accepted"):
     """The receiving member takes the lead on."""
 
 
-class ReferralDeclined(ReferralCommand, tag="referral.declined"):
+class ReferralDeclined(ReferralCommand, frozen=True, tag="referral.declined"):
     """The receiving member turns the lead down."""
 
     reason: Text | None = None
 
 
-class ReferralLost(ReferralCommand, tag="referral.lost"):
+class ReferralLost(ReferralCommand, frozen=True, tag="referral.lost"):
     """An accepted lead did not become business."""
 
     reason: Text | None = None
 
 
-class ReferralConverted(ReferralCommand, tag="referral.converted"):
+class ReferralConverted(ReferralCommand, frozen=True, tag="referral.converted"):
     """An accepted lead became business worth ``deal_value`` (the date is ``occurred_at``)."""
 
     deal_value: Decimal
     currency: Currency
 
 
-class ReferralReversed(ReferralCommand, tag="referral.reversed"):
+class ReferralReversed(ReferralCommand, frozen=True, tag="referral.reversed"):
     """Part or all of a conversion's value is reversed (refund, clawback)."""
 
     amount: Decimal
@@ -258,14 +262,18 @@ class ReferralReversed(ReferralCommand, tag="referral.reversed"):
 # ------------------------------------------------------------------- agreements
 
 
-class Targets(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class Targets(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """Lead-flow targets of an agreement."""
 
     referrals_per_month: Annotated[int, msgspec.Meta(ge=0)] | None = None
     conversion_rate: Decimal | None = None  # a fraction: 0.40 is 40 %
 
 
-class Compensation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class Compensation(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """What a converted referral earns: a fixed fee or a share of the deal value."""
 
     kind: Literal["referral_fee", "revenue_share"]
@@ -274,7 +282,9 @@ class Compensation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     rate: Decimal | None = None  # revenue_share: a fraction of the deal value
 
 
-class Terms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class Terms(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """One version of an agreement's terms."""
 
     scope: Text
@@ -290,18 +300,20 @@ class Terms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     termination_notice_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 30
 
 
-class Pilot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class Pilot(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """A trial period before an agreement becomes active."""
 
     days: Days = 90
     goals: tuple[Text, ...] = ()
 
 
-class AgreementCommand(Command):
+class AgreementCommand(Command, frozen=True):
     agreement: Slug
 
 
-class AgreementProposed(AgreementCommand, tag="agreement.proposed"):
+class AgreementProposed(AgreementCommand, frozen=True, tag="agreement.proposed"):
     """An agreement between two or more parties is proposed, with its first terms."""
 
     kind: AgreementKind
@@ -313,7 +325,7 @@ class AgreementProposed(AgreementCommand, tag="agreement.proposed"):
         return tuple(p for p in self.parties if p != PROGRAM)
 
 
-class AgreementAccepted(AgreementCommand, tag="agreement.accepted"):
+class AgreementAccepted(AgreementCommand, frozen=True, tag="agreement.accepted"):
     """One party accepts the proposal; when all have, the pilot (or the agreement) starts."""
 
     party: Slug
@@ -322,11 +334,11 @@ class AgreementAccepted(AgreementCommand, tag="agreement.accepted"):
         return (self.party,) if self.party != PROGRAM else ()
 
 
-class AgreementActivated(AgreementCommand, tag="agreement.activated"):
+class AgreementActivated(AgreementCommand, frozen=True, tag="agreement.activated"):
     """The pilot ends well and the agreement becomes active."""
 
 
-class AgreementAmended(AgreementCommand, tag="agreement.amended"):
+class AgreementAmended(AgreementCommand, frozen=True, tag="agreement.amended"):
     """A new terms version, which every party accepts (``accepted_by`` lists them all)."""
 
     terms: Terms
@@ -336,26 +348,26 @@ class AgreementAmended(AgreementCommand, tag="agreement.amended"):
         return tuple(p for p in self.accepted_by if p != PROGRAM)
 
 
-class AgreementRenewed(AgreementCommand, tag="agreement.renewed"):
+class AgreementRenewed(AgreementCommand, frozen=True, tag="agreement.renewed"):
     """The agreement runs for another term (``duration_days``, or the terms' own)."""
 
     duration_days: Days | None = None
 
 
-class AgreementTerminated(AgreementCommand, tag="agreement.terminated"):
+class AgreementTerminated(AgreementCommand, frozen=True, tag="agreement.terminated"):
     """The agreement ends early, for a reason."""
 
     reason: Text
 
 
-class AgreementExpired(AgreementCommand, tag="agreement.expired"):
+class AgreementExpired(AgreementCommand, frozen=True, tag="agreement.expired"):
     """The agreement reached its end without renewal."""
 
 
 # ------------------------------------------------------------- chapter activity
 
 
-class MeetingAttended(MemberCommand, tag="meeting.attended"):
+class MeetingAttended(MemberCommand, frozen=True, tag="meeting.attended"):
     """A member's attendance at a chapter meeting; a later line for the same meeting corrects it."""
 
     meeting: Slug
@@ -363,7 +375,7 @@ class MeetingAttended(MemberCommand, tag="meeting.attended"):
     substitute: Name | None = None
 
 
-class OneToOneHeld(MemberCommand, tag="one_to_one.held"):
+class OneToOneHeld(MemberCommand, frozen=True, tag="one_to_one.held"):
     """Two members met one to one."""
 
     with_member: Slug
@@ -373,7 +385,7 @@ class OneToOneHeld(MemberCommand, tag="one_to_one.held"):
         return (self.member, self.with_member)
 
 
-class VisitorBrought(MemberCommand, tag="visitor.brought"):
+class VisitorBrought(MemberCommand, frozen=True, tag="visitor.brought"):
     """A member brought a visitor to a meeting."""
 
     visitor: Name
@@ -381,7 +393,7 @@ class VisitorBrought(MemberCommand, tag="visitor.brought"):
     meeting: Slug | None = None
 
 
-class TestimonialGiven(MemberCommand, tag="testimonial.given"):
+class TestimonialGiven(MemberCommand, frozen=True, tag="testimonial.given"):
     """A member gave a testimonial about another member."""
 
     about_member: Slug
@@ -391,13 +403,13 @@ class TestimonialGiven(MemberCommand, tag="testimonial.given"):
         return (self.member, self.about_member)
 
 
-class TrainingCompleted(MemberCommand, tag="training.completed"):
+class TrainingCompleted(MemberCommand, frozen=True, tag="training.completed"):
     """A member completed a training."""
 
     training: Name
 
 
-class TyfcbReported(MemberCommand, tag="tyfcb.reported"):
+class TyfcbReported(MemberCommand, frozen=True, tag="tyfcb.reported"):
     """``member`` thanks ``thanked_member`` for closed business worth ``amount``."""
 
     thanked_member: Slug
@@ -443,7 +455,7 @@ AnyCommand = (
 
 COMMAND_TYPES: dict[str, type[Command]] = {
     command_type(cls): cls
-    for cls in AnyCommand.__args__  # type: ignore[attr-defined]
+    for cls in AnyCommand.__args__
 }
 
 _decoder = msgspec.json.Decoder(AnyCommand)

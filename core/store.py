@@ -204,9 +204,7 @@ class Store:
         start = after + 1
         while True:
             try:
-                rows = self._app.recorder.select_notifications(
-                    start, page, topics=list(topics)
-                )
+                rows = self._app.recorder.select_notifications(start, page, topics=list(topics))
             except PersistenceError as error:
                 raise _unavailable(self.database, error) from error
             for row in rows:

@@ -47,7 +47,7 @@ class Agreement(Aggregate):
 
     kind = "agreement"
 
-    def __init__(self, id: UUID) -> None:  # noqa: A002
+    def __init__(self, id: UUID) -> None:
         super().__init__(id)
         self.slug = ""
         self.kind_of: AgreementKind = "referral"

@@ -32,7 +32,7 @@ class Aggregate:
 
     kind: ClassVar[str]
 
-    def __init__(self, id: UUID) -> None:  # noqa: A002 - the library's protocol names it id
+    def __init__(self, id: UUID) -> None:
         self.id = id
         self.version = 0
         self.network = ""

@@ -48,7 +48,7 @@ class Meeting(Aggregate):
 
     kind = "meeting"
 
-    def __init__(self, id: UUID) -> None:  # noqa: A002
+    def __init__(self, id: UUID) -> None:
         super().__init__(id)
         self.attendance: dict[str, Attendance] = {}
 
@@ -64,7 +64,7 @@ class Activity(Aggregate):
 
     kind = "activity"
 
-    def __init__(self, id: UUID) -> None:  # noqa: A002
+    def __init__(self, id: UUID) -> None:
         super().__init__(id)
         self.command: Command | None = None
 
@@ -140,5 +140,6 @@ def tyfcb(lookup: Lookup, _: Activity | None, command: TyfcbReported) -> None:
             raise InvalidCommand(
                 "referral",
                 f"referral {command.referral!r} went from {referral.from_member!r} to "
-                f"{referral.to_member!r}, not from {command.thanked_member!r} to {command.member!r}",
+                f"{referral.to_member!r}, not from {command.thanked_member!r} "
+                f"to {command.member!r}",
             )

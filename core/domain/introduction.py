@@ -20,7 +20,7 @@ class Introduction(Aggregate):
 
     kind = "introduction"
 
-    def __init__(self, id: UUID) -> None:  # noqa: A002
+    def __init__(self, id: UUID) -> None:
         super().__init__(id)
         self.introducer = ""
         self.introduced = ""
@@ -41,9 +41,7 @@ class Introduction(Aggregate):
 def introduce(lookup: Lookup, intro: Introduction | None, command: IntroductionMade) -> None:
     lookup.network(command.network)
     if intro is not None:
-        raise AlreadyExists(
-            "introduction", f"introduction {command.introduction!r} already exists"
-        )
+        raise AlreadyExists("introduction", f"introduction {command.introduction!r} already exists")
     if (command.to_member is None) == (command.to_business is None):
         raise InvalidCommand("to_member", "give exactly one of to_member and to_business")
     distinct("introduced", command.introduced, command.introducer, "the member introduced")

@@ -31,7 +31,7 @@ class Member(Aggregate):
 
     kind = "member"
 
-    def __init__(self, id: UUID) -> None:  # noqa: A002
+    def __init__(self, id: UUID) -> None:
         super().__init__(id)
         self.slug = ""
         self.name = ""

@@ -20,7 +20,7 @@ class Network(Aggregate):
 
     kind = "network"
 
-    def __init__(self, id: UUID) -> None:  # noqa: A002
+    def __init__(self, id: UUID) -> None:
         super().__init__(id)
         self.name = ""
         self.currency = ""

@@ -38,7 +38,7 @@ class Referral(Aggregate):
 
     kind = "referral"
 
-    def __init__(self, id: UUID) -> None:  # noqa: A002
+    def __init__(self, id: UUID) -> None:
         super().__init__(id)
         self.slug = ""
         self.from_member = ""
@@ -87,7 +87,9 @@ def _in_state(
     referral: Referral | None, command: ReferralCommand, allowed: tuple[ReferralStatus, ...]
 ) -> Referral:
     if referral is None:
-        raise NotFound("referral", f"no referral {command.referral!r} in network {command.network!r}")
+        raise NotFound(
+            "referral", f"no referral {command.referral!r} in network {command.network!r}"
+        )
     if referral.status not in allowed:
         action = command.type.split(".")[1]
         raise InvalidTransition(
