@@ -44,8 +44,12 @@ from partnerledger.events import Event
 from partnerledger.jsonl import ImportReport, export_lines, import_lines
 from partnerledger.log import EventFilter, select_events
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Messages never wrap (soft_wrap) so that they stay greppable when piped; tables
+# take the terminal's width, or a wide page when the output is not a terminal.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+if not out.is_terminal:
+    out.width = 200
 
 
 class Fail(click.ClickException):

@@ -453,10 +453,7 @@ AnyCommand = (
     | TyfcbReported
 )
 
-COMMAND_TYPES: dict[str, type[Command]] = {
-    command_type(cls): cls
-    for cls in AnyCommand.__args__
-}
+COMMAND_TYPES: dict[str, type[Command]] = {command_type(cls): cls for cls in AnyCommand.__args__}
 
 _decoder = msgspec.json.Decoder(AnyCommand)
 _encoder = msgspec.json.Encoder(decimal_format="string")

@@ -1,0 +1,1 @@
+"""Built-in rules (scoring, tiering, incentives...), each a plugin like a third party's."""
