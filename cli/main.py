@@ -187,7 +187,9 @@ def import_(
         except DomainError as error:
             raise _fail(error) from error
     if skip_invalid and report.rejected:
-        target = Path(rejected_path or f"{getattr(file, 'name', 'stdin')}.rejected.jsonl")
+        name = getattr(file, "name", "<stdin>")
+        source = "stdin" if name == "<stdin>" else name
+        target = Path(rejected_path or f"{source}.rejected.jsonl")
         with target.open("wb") as rejected:
             for line in report.rejected:
                 rejected.write(msgspec.json.encode(line.as_dict()) + b"\n")

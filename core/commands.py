@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -72,6 +72,9 @@ class Command(
     command_id: CommandId | None = None
 
     def __post_init__(self) -> None:
+        # A naive time would silently be read as the machine's local time.
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at: give a time with an offset, e.g. Z or +02:00")
         # Times are stored in UTC whatever offset they arrived with.
         if self.occurred_at.utcoffset() or self.occurred_at.tzinfo is not UTC:
             msgspec.structs.force_setattr(self, "occurred_at", self.occurred_at.astimezone(UTC))
@@ -395,6 +398,8 @@ class VisitorBrought(MemberCommand, frozen=True, tag="visitor.brought"):
 
 class TestimonialGiven(MemberCommand, frozen=True, tag="testimonial.given"):
     """A member gave a testimonial about another member."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class, despite its name
 
     about_member: Slug
     text: Text | None = None

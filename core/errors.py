@@ -74,8 +74,8 @@ _REGEX = re.compile(r"matching regex '[^']*'")
 
 
 def _dotted(path: str) -> str:
-    # msgspec paths look like ".terms.targets" or "[3].member"
-    return path.lstrip(".").replace("].", "]").replace("[", ".[").lstrip(".") or "-"
+    # msgspec paths look like ".terms.targets" or ".tiers[1].name": the domain's own form
+    return path.lstrip(".") or "-"
 
 
 def from_validation_error(error: msgspec.ValidationError | msgspec.DecodeError) -> InvalidCommand:

@@ -105,7 +105,7 @@ def import_lines(
         if not text:
             continue
         try:
-            event = work.decide(decode_command(text))
+            event = work.decide(decode_command(text), checked=True)
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
             problem = from_validation_error(error)
             report.rejected.append(

@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from typing import TypeVar
 from uuid import UUID
 
-from .commands import Command, derived_command_id
+import msgspec
+
+from .commands import Command, decode_command, derived_command_id, encode_command
 from .domain import (
     ROUTES,
     Aggregate,
@@ -26,7 +28,7 @@ from .domain import (
     network_id,
     referral_id,
 )
-from .errors import InvalidCommand, NotFound
+from .errors import InvalidCommand, NotFound, from_validation_error
 from .events import Event
 from .store import Store
 
@@ -88,12 +90,20 @@ class UnitOfWork:
 
     # -- Commands ---------------------------------------------------------
 
-    def decide(self, command: Command) -> Event | None:
+    def decide(self, command: Command, *, checked: bool = False) -> Event | None:
         """Decide one command; returns its event, or ``None`` if it was already recorded.
 
         Raises a :class:`~partnerledger.errors.DomainError` and changes nothing
-        when the command is refused.
+        when the command is refused. ``checked`` says the command was decoded
+        from JSON, so its field constraints (slugs, lengths, ranges) already
+        hold; a command built in Python is held to them here, because msgspec
+        checks constraints only when decoding.
         """
+        if not checked:
+            try:
+                command = decode_command(encode_command(command))
+            except msgspec.ValidationError as error:
+                raise from_validation_error(error) from None
         route = ROUTES.get(type(command))
         if route is None:
             raise InvalidCommand("type", f"no rule handles {command.type!r}")

@@ -14,6 +14,9 @@ for PostgreSQL, with an optional ``?schema=name``.
 from __future__ import annotations
 
 import os
+import random
+import time
+import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +65,14 @@ class Database:
             dbname = unquote(url.path.lstrip("/"))
             if not dbname:
                 raise StoreUnavailable("database", f"no database name in {value!r}")
+            try:
+                port = url.port or 5432
+            except ValueError:
+                raise StoreUnavailable("database", f"bad port in {url.netloc!r}") from None
             return cls(
                 kind="postgresql",
                 host=url.hostname or "127.0.0.1",
-                port=url.port or 5432,
+                port=port,
                 user=unquote(url.username or "") or os.environ.get("PGUSER", "postgres"),
                 password=unquote(url.password or ""),
                 dbname=dbname,
@@ -143,6 +150,27 @@ def _unavailable(database: Database, error: Exception) -> StoreUnavailable:
     return StoreUnavailable("database", f"{database.describe()}: {error}")
 
 
+def _open(database: Database, env: dict[str, str]) -> _LedgerApplication:
+    # Several processes opening a PostgreSQL store at once can collide on the
+    # library's CREATE OR REPLACE of its functions ("tuple concurrently
+    # updated"): that is harmless and worth a retry.
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            return _LedgerApplication(env=env)
+        except (PersistenceError, OSError) as error:
+            # Drop the half-built application's frames: they hold its
+            # connection pool (and its threads) alive as long as the error lives.
+            traceback.clear_frames(error.__traceback__)
+            if "concurrently" in str(error) and attempt + 1 < _OPEN_ATTEMPTS:
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311
+                continue
+            raise _unavailable(database, error) from error
+    raise AssertionError("unreachable")
+
+
+_OPEN_ATTEMPTS = 8
+
+
 class Store:
     """Append-only storage of events, and reads of one stream or of the whole log."""
 
@@ -154,10 +182,7 @@ class Store:
                 raise StoreUnavailable("database", f"no such directory: {parent}")
         env = {key: "" for key in os.environ if key.startswith(("POSTGRES_", "SQLITE_"))}
         env.update(database.env())
-        try:
-            self._app = _LedgerApplication(env=env)
-        except (PersistenceError, OSError) as error:
-            raise _unavailable(database, error) from error
+        self._app = _open(database, env)
 
     def close(self) -> None:
         """Release connections."""

@@ -96,7 +96,8 @@ class Agreement(Aggregate):
             self._run_for(command.occurred_at, self.current_terms.duration_days)
         elif isinstance(command, AgreementAmended):
             self.terms.append(command.terms)
-            self.status = "amended"
+            if self.status != "pilot":  # a pilot stays a pilot until it is activated
+                self.status = "amended"
         elif isinstance(command, AgreementRenewed):
             self.status = "renewed"
             start = max(filter(None, (self.ends_at, command.occurred_at)))
@@ -154,6 +155,8 @@ def _check_terms(terms: Terms, parties: tuple[str, ...], network: Network, field
         if pay.rate is None:
             raise InvalidCommand(f"{where}.rate", "required for a revenue share")
         fraction(f"{where}.rate", pay.rate)
+        if pay.currency is not None:
+            network_currency(f"{where}.currency", pay.currency, network)
         if pay.rate == 0:
             raise InvalidCommand(f"{where}.rate", "must be greater than zero")
         if pay.amount is not None:
@@ -185,6 +188,10 @@ def accept(lookup: Lookup, agreement: Agreement | None, command: AgreementAccept
         raise InvalidCommand("party", f"{command.party!r} is not a party to the agreement")
     if command.party in found.accepted_by:
         raise InvalidTransition("party", f"{command.party!r} has already accepted")
+    if command.party != PROGRAM:
+        member = lookup.member(command.network, command.party, "party")
+        if member.status in ("left", "suspended"):
+            raise InvalidTransition("party", f"member {command.party!r} is {member.status}")
 
 
 @rule(AgreementActivated, Agreement, _key)

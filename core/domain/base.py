@@ -113,7 +113,7 @@ def positive_money(field: str, value: Decimal) -> None:
         raise InvalidCommand(field, "must be a finite amount")
     if value <= 0:
         raise InvalidCommand(field, f"must be greater than zero, got {value}")
-    if value.as_tuple().exponent < -4:  # type: ignore[operator]
+    if value.normalize().as_tuple().exponent < -4:  # type: ignore[operator]
         raise InvalidCommand(field, "at most 4 decimal places")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from ..commands import (
+    PROGRAM,
     Command,
     Contact,
     MemberCommand,
@@ -78,9 +79,15 @@ def _existing(member: Member | None, command: Command, slug: str) -> Member:
     return member
 
 
+def _not_reserved(command: MemberCommand) -> None:
+    if command.member == PROGRAM:
+        raise InvalidCommand("member", f"{PROGRAM!r} is reserved for the network's program")
+
+
 @rule(MemberInvited, Member, _key)
 def invite(lookup: Lookup, member: Member | None, command: MemberInvited) -> None:
     lookup.network(command.network)
+    _not_reserved(command)
     if member is not None:
         raise AlreadyExists("member", f"member {command.member!r} already exists")
 
@@ -88,6 +95,7 @@ def invite(lookup: Lookup, member: Member | None, command: MemberInvited) -> Non
 @rule(MemberJoined, Member, _key)
 def join(lookup: Lookup, member: Member | None, command: MemberJoined) -> None:
     lookup.network(command.network)
+    _not_reserved(command)
     if member is not None and member.status != "invited":
         raise AlreadyExists(
             "member", f"member {command.member!r} already exists (status {member.status})"
