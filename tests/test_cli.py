@@ -385,6 +385,23 @@ def test_events_filters(run: Run) -> None:
     assert types("--type", "referral.sent") == ["referral.sent"] * 3
     assert set(types("--member", "bloom")) >= {"member.invited", "member.left", "one_to_one.held"}
     assert "referral.sent" not in types("--member", "bloom", "--type", "member.left")
+    # A referral's later events name only the referral, yet concern both its members.
+    park = types("--member", "park-cpa", "--since", "2025-01-11", "--until", "2025-03-02")
+    assert park == [
+        "referral.accepted",
+        "referral.converted",
+        "referral.reversed",
+        "referral.sent",
+        "referral.declined",
+        "agreement.proposed",
+        "agreement.accepted",
+        "agreement.accepted",
+        "meeting.attended",
+        "testimonial.given",
+        "tyfcb.reported",
+    ]
+    assert "referral.lost" not in park  # r-0003 went from bloom to lee-law
+    assert types("--member", "park-cpa", "--type", "agreement.renewed") == ["agreement.renewed"]
     assert types("--since", "2025-12-01", "--network", "riverside") == [
         "agreement.renewed",
         "member.left",
