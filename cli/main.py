@@ -42,6 +42,7 @@ from partnerledger.commands import (
 from partnerledger.errors import from_validation_error
 from partnerledger.events import Event
 from partnerledger.jsonl import ImportReport, export_lines, import_lines
+from partnerledger.ledger import default_rules
 from partnerledger.log import EventFilter, select_events
 
 # Messages never wrap (soft_wrap) so that they stay greppable when piped; tables
@@ -558,6 +559,138 @@ def network_create(
 def network_tiers(network: str, tiers: tuple[str, ...]) -> dict[str, Any]:
     """Replace NETWORK's tier ladder."""
     return {"type": "network.tiers_set", "network": network, "tiers": _tiers(tiers)}
+
+
+@cli.command("plugins")
+@click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins.")
+@click.option("--hook", "hook", help="Only plugins that implement this hook.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_(show_all: bool, hook: str | None, as_json: bool) -> None:
+    """List installed plugins with their version, hooks and settings."""
+    rules = default_rules()
+    infos = [rules.info(name) for name in rules.names()]
+    infos = [i for i in infos if (show_all or not i.builtin) and (hook is None or hook in i.hooks)]
+    if as_json:
+        listing = {
+            "plugins": [i.as_dict() for i in infos],
+            "failed": [{"name": n, "error": e} for n, e in sorted(rules.failures.items())],
+        }
+        click.echo(json.dumps(listing, indent=2))
+        return
+    table = Table(header_style="bold")
+    for column in ("plugin", "version", "hooks", "settings"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        settings = ", ".join(
+            f"{name}={spec.get('default', '')}"
+            for name, spec in _settings_fields(info.settings).items()
+        )
+        table.add_row(
+            info.name + (" (built-in)" if info.builtin else ""),
+            info.version,
+            "\n".join(info.hooks),
+            settings,
+        )
+    out.print(table)
+    if not show_all:
+        err.print("Built-in plugins are hidden; --all lists them.")
+    for name, error in sorted(rules.failures.items()):
+        err.print(f"[red]Failed to load plugin {name}:[/] {error}", markup=True)
+
+
+def _settings_fields(schema: dict[str, Any] | None) -> dict[str, Any]:
+    if not schema:
+        return {}
+    ref = schema.get("$ref", "").rsplit("/", 1)[-1]
+    definition = schema.get("$defs", {}).get(ref, schema)
+    properties: dict[str, Any] = definition.get("properties", {})
+    return properties
+
+
+def _settings(values: tuple[str, ...], settings_json: str | None) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    if settings_json is not None:
+        loaded = _load_json_option(settings_json, "--settings")
+        if not isinstance(loaded, dict):
+            raise click.BadParameter("expected a JSON object", param_hint="--settings")
+        settings.update(loaded)
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r}: expected NAME=VALUE", param_hint="--set")
+        try:
+            settings[key] = json.loads(raw)
+        except ValueError:
+            settings[key] = raw
+    return settings
+
+
+@cli.group()
+def plugin() -> None:
+    """Enable, configure and disable a network's plugins."""
+
+
+SETTINGS = [
+    click.option(
+        "--set",
+        "values",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="A setting (VALUE is JSON, or else a string); repeatable.",
+    ),
+    click.option(
+        "--settings", "settings_json", metavar="JSON|@FILE", help="All settings as a JSON object."
+    ),
+]
+
+
+def _with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(SETTINGS):
+        fn = option(fn)
+    return fn
+
+
+@plugin.command("enable")
+@NETWORK
+@click.argument("plugin")
+@_with_settings
+@_action
+def plugin_enable(
+    network: str, plugin: str, values: tuple[str, ...], settings_json: str | None
+) -> dict[str, Any]:
+    """Enable PLUGIN on NETWORK, with settings (defaults fill the rest)."""
+    return {
+        "type": "plugin.enabled",
+        "network": network,
+        "plugin": plugin,
+        "settings": _settings(values, settings_json),
+    }
+
+
+@plugin.command("configure")
+@NETWORK
+@click.argument("plugin")
+@_with_settings
+@_action
+def plugin_configure(
+    network: str, plugin: str, values: tuple[str, ...], settings_json: str | None
+) -> dict[str, Any]:
+    """Replace the settings of PLUGIN on NETWORK (what is left out takes its default)."""
+    return {
+        "type": "plugin.configured",
+        "network": network,
+        "plugin": plugin,
+        "settings": _settings(values, settings_json),
+    }
+
+
+@plugin.command("disable")
+@NETWORK
+@click.argument("plugin")
+@_action
+def plugin_disable(network: str, plugin: str) -> dict[str, Any]:
+    """Disable PLUGIN on NETWORK."""
+    return {"type": "plugin.disabled", "network": network, "plugin": plugin}
 
 
 @cli.group()

@@ -17,6 +17,7 @@ from .errors import (
     StoreUnavailable,
 )
 from .events import Event
+from .hookspecs import hookimpl
 from .ledger import Ledger, Outcome, UnitOfWork
 from .store import Database, Store
 
@@ -41,4 +42,5 @@ __all__ = [
     "command_schema",
     "decode_command",
     "encode_command",
+    "hookimpl",
 ]

@@ -367,6 +367,29 @@ class AgreementExpired(AgreementCommand, frozen=True, tag="agreement.expired"):
     """The agreement reached its end without renewal."""
 
 
+# ---------------------------------------------------------------------- plugins
+
+
+class PluginEnabled(Command, frozen=True, tag="plugin.enabled"):
+    """The network starts using a plugin's rules, with these settings (defaults fill the rest)."""
+
+    plugin: Slug
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class PluginConfigured(Command, frozen=True, tag="plugin.configured"):
+    """The settings of an enabled plugin change (the whole settings, defaults fill the rest)."""
+
+    plugin: Slug
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class PluginDisabled(Command, frozen=True, tag="plugin.disabled"):
+    """The network stops using a plugin."""
+
+    plugin: Slug
+
+
 # ------------------------------------------------------------- chapter activity
 
 
@@ -430,6 +453,9 @@ class TyfcbReported(MemberCommand, frozen=True, tag="tyfcb.reported"):
 AnyCommand = (
     NetworkCreated
     | NetworkTiersSet
+    | PluginEnabled
+    | PluginConfigured
+    | PluginDisabled
     | MemberInvited
     | MemberJoined
     | MemberUpdated

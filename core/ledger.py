@@ -9,10 +9,11 @@ nothing until :meth:`UnitOfWork.commit`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from functools import cache
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -30,6 +31,8 @@ from .domain import (
 )
 from .errors import InvalidCommand, NotFound, from_validation_error
 from .events import Event
+from .pluginmanager import Rules, load_rules
+from .rules import Veto
 from .store import Store
 
 A = TypeVar("A", bound=Aggregate)
@@ -41,12 +44,19 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@cache
+def default_rules() -> Rules:
+    """The process-wide plugins: built-ins plus the allowed installed ones."""
+    return load_rules()
+
+
 class UnitOfWork:
     """Decides commands against stored state plus the commands decided so far."""
 
-    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+    def __init__(self, store: Store, clock: Clock = utc_now, rules: Rules | None = None) -> None:
         self._store = store
         self._clock = clock
+        self.rules = rules if rules is not None else default_rules()
         self._aggregates: dict[UUID, Aggregate | None] = {}
         self.pending: list[Event] = []
 
@@ -88,6 +98,27 @@ class UnitOfWork:
             raise NotFound(field, f"no referral {slug!r} in network {network!r}")
         return found
 
+    def check_plugin(self, plugin: str, settings: Mapping[str, Any]) -> None:
+        """Refuse an unknown plugin or settings its Struct does not accept."""
+        self.rules.settings(plugin, settings)
+
+    def enabled(self, network: Network) -> dict[str, Any]:
+        """The network's enabled plugins with their validated settings."""
+        return {
+            name: self.rules.settings(name, raw)
+            for name, raw in network.plugins.items()
+            if self.rules.plugin(name) is not None
+        }
+
+    def _vetoed(self, command: Command) -> None:
+        network = self.load(Network, network_id(command.network))
+        if network is None or not network.plugins:
+            return
+        for decision in self.rules.validate(command, self.enabled(network)):
+            veto = decision.value
+            assert isinstance(veto, Veto)
+            raise InvalidCommand(veto.field, f"{veto.reason} (rule of plugin {decision.plugin!r})")
+
     # -- Commands ---------------------------------------------------------
 
     def decide(self, command: Command, *, checked: bool = False) -> Event | None:
@@ -113,6 +144,7 @@ class UnitOfWork:
         if target is not None and command_id in target.command_ids:
             return None
         route.decide(self, target, command)
+        self._vetoed(command)
         if target is None:
             target = route.aggregate(target_id)
             self._aggregates[target_id] = target
@@ -153,13 +185,14 @@ class Outcome:
 class Ledger:
     """Commands in, events out, against one store."""
 
-    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+    def __init__(self, store: Store, clock: Clock = utc_now, rules: Rules | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.rules = rules if rules is not None else default_rules()
 
     def unit_of_work(self) -> UnitOfWork:
         """A fresh unit of work over the store."""
-        return UnitOfWork(self.store, self.clock)
+        return UnitOfWork(self.store, self.clock, self.rules)
 
     def execute(self, *commands: Command) -> Outcome:
         """Decide and record commands: all of them, or (on the first error) none."""

@@ -1,1 +1,11 @@
-"""Built-in rules (scoring, tiering, incentives...), each a plugin like a third party's."""
+"""Built-in rules, each a plugin exactly like a third party's.
+
+Every built-in is registered from :data:`BUILTIN_PLUGINS`; a network uses one
+only after enabling it (``plugin.enabled``).
+"""
+
+from __future__ import annotations
+
+from . import tiers
+
+BUILTIN_PLUGINS: tuple[object, ...] = (tiers,)

@@ -10,7 +10,7 @@ and when history is replayed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -69,6 +69,10 @@ class Lookup(Protocol):
 
     def referral(self, network: str, slug: str, field: str) -> Referral:
         """A referral of the network, or NotFound on ``field``."""
+        ...
+
+    def check_plugin(self, plugin: str, settings: Mapping[str, Any]) -> None:
+        """Refuse an unknown plugin (field ``plugin``) or bad settings (``settings.<name>``)."""
         ...
 
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
-from ..commands import Command, NetworkCreated, NetworkTiersSet, Period, Tier
-from ..errors import AlreadyExists, InvalidCommand, NotFound
+from ..commands import (
+    Command,
+    NetworkCreated,
+    NetworkTiersSet,
+    Period,
+    PluginConfigured,
+    PluginDisabled,
+    PluginEnabled,
+    Tier,
+)
+from ..errors import AlreadyExists, InvalidCommand, InvalidTransition, NotFound
 from ..identity import aggregate_id
 from .base import Aggregate, Lookup, rule
 
@@ -27,6 +37,8 @@ class Network(Aggregate):
         self.period: Period = "month"
         self.rolling_days: int | None = None
         self.tiers: tuple[Tier, ...] = ()
+        #: Enabled plugins and their settings as recorded (validated when recorded).
+        self.plugins: dict[str, dict[str, Any]] = {}
 
     def when(self, command: Command) -> None:
         if isinstance(command, NetworkCreated):
@@ -37,6 +49,10 @@ class Network(Aggregate):
             self.tiers = command.tiers
         elif isinstance(command, NetworkTiersSet):
             self.tiers = command.tiers
+        elif isinstance(command, PluginEnabled | PluginConfigured):
+            self.plugins[command.plugin] = command.settings
+        elif isinstance(command, PluginDisabled):
+            del self.plugins[command.plugin]
         else:
             super().when(command)
 
@@ -74,3 +90,32 @@ def set_tiers(_: Lookup, network: Network | None, command: NetworkTiersSet) -> N
     if network is None:
         raise NotFound("network", f"no network {command.network!r}")
     _check_ladder(command.tiers)
+
+
+def _existing(network: Network | None, slug: str) -> Network:
+    if network is None:
+        raise NotFound("network", f"no network {slug!r}")
+    return network
+
+
+@rule(PluginEnabled, Network, lambda c, _: network_id(c.network))
+def enable_plugin(lookup: Lookup, network: Network | None, command: PluginEnabled) -> None:
+    found = _existing(network, command.network)
+    if command.plugin in found.plugins:
+        raise InvalidTransition("plugin", f"plugin {command.plugin!r} is already enabled")
+    lookup.check_plugin(command.plugin, command.settings)
+
+
+@rule(PluginConfigured, Network, lambda c, _: network_id(c.network))
+def configure_plugin(lookup: Lookup, network: Network | None, command: PluginConfigured) -> None:
+    found = _existing(network, command.network)
+    if command.plugin not in found.plugins:
+        raise InvalidTransition("plugin", f"plugin {command.plugin!r} is not enabled")
+    lookup.check_plugin(command.plugin, command.settings)
+
+
+@rule(PluginDisabled, Network, lambda c, _: network_id(c.network))
+def disable_plugin(_: Lookup, network: Network | None, command: PluginDisabled) -> None:
+    found = _existing(network, command.network)
+    if command.plugin not in found.plugins:
+        raise InvalidTransition("plugin", f"plugin {command.plugin!r} is not enabled")
