@@ -26,6 +26,7 @@ import msgspec
 import pluggy
 
 from .commands import Command, Terms, Tier
+from .domain import Lookup
 from .events import Event
 from .rules import (
     Activity,
@@ -127,10 +128,13 @@ def partnerledger_notify(event: Event, settings: Any) -> list[Message] | None:
 
 
 @hookspec
-def partnerledger_validate(command: Command, settings: Any) -> Veto | None:
+def partnerledger_validate(command: Command, lookup: Lookup, settings: Any) -> Veto | None:
     """Veto a command before it is recorded. Collection: any veto refuses the command.
 
-    Receives the command about to be decided and the settings. Returns a
+    Receives the command about to be decided, a ``lookup`` of the network's
+    state as the command would see it (``lookup.member(network, slug, field)``,
+    ``lookup.referral(...)``, ``lookup.agreements_of(network, member)``...) and
+    the settings. Returns a
     :class:`~partnerledger.rules.Veto` (field and reason) to refuse it, or
     ``None`` to let it through. The command is then refused with that field and
     reason and nothing is written.

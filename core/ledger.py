@@ -9,6 +9,7 @@ nothing until :meth:`UnitOfWork.commit`.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,10 +19,11 @@ from uuid import UUID
 
 import msgspec
 
-from .commands import Command, decode_command, derived_command_id, encode_command
+from .commands import AgreementProposed, Command, decode_command, derived_command_id, encode_command
 from .domain import (
     ROUTES,
     Aggregate,
+    Agreement,
     Member,
     Network,
     Referral,
@@ -58,6 +60,8 @@ class UnitOfWork:
         self._clock = clock
         self.rules = rules if rules is not None else default_rules()
         self._aggregates: dict[UUID, Aggregate | None] = {}
+        self._parties: defaultdict[tuple[str, str], list[UUID]] | None = None
+        self._parties_seen = 0
         self.pending: list[Event] = []
 
     # -- Lookup -----------------------------------------------------------
@@ -98,6 +102,31 @@ class UnitOfWork:
             raise NotFound(field, f"no referral {slug!r} in network {network!r}")
         return found
 
+    def agreements_of(self, network: str, member: str) -> list[Agreement]:
+        """Every agreement the member is (or was) a party to, oldest first.
+
+        The first call reads the log's agreement proposals once; proposals
+        decided in this unit of work count too.
+        """
+        if self._parties is None:
+            self._parties = defaultdict(list)
+            for _, event in self._store.read(topics=["agreement.proposed"]):
+                self._index_parties(event)
+            self._parties_seen = len(self.pending)
+            for event in self.pending:
+                self._index_parties(event)
+        for event in self.pending[self._parties_seen :]:
+            self._index_parties(event)
+        self._parties_seen = len(self.pending)
+        found = [self.load(Agreement, i) for i in self._parties.get((network, member), [])]
+        return [agreement for agreement in found if agreement is not None]
+
+    def _index_parties(self, event: Event) -> None:
+        command = event.command
+        if isinstance(command, AgreementProposed) and self._parties is not None:
+            for party in command.parties:
+                self._parties[(command.network, party)].append(event.originator_id)
+
     def check_plugin(self, plugin: str, settings: Mapping[str, Any]) -> None:
         """Refuse an unknown plugin or settings its Struct does not accept."""
         self.rules.settings(plugin, settings)
@@ -114,7 +143,7 @@ class UnitOfWork:
         network = self.load(Network, network_id(command.network))
         if network is None or not network.plugins:
             return
-        for decision in self.rules.validate(command, self.enabled(network)):
+        for decision in self.rules.validate(command, self, self.enabled(network)):
             veto = decision.value
             assert isinstance(veto, Veto)
             raise InvalidCommand(veto.field, f"{veto.reason} (rule of plugin {decision.plugin!r})")

@@ -30,6 +30,7 @@ import pluggy
 
 from . import hookspecs
 from .commands import Command, Terms, Tier
+from .domain import Lookup
 from .errors import DomainError, InvalidCommand
 from .events import Event
 from .rules import (
@@ -271,11 +272,11 @@ class Rules:
             decisions.extend(self._decision(name, m) for m in produced if isinstance(m, Message))
         return decisions
 
-    def validate(self, command: Command, enabled: Enabled) -> list[Decision]:
+    def validate(self, command: Command, lookup: Lookup, enabled: Enabled) -> list[Decision]:
         """Every veto of a command by the enabled validation plugins."""
         vetoes = []
         for name, impl, settings in self._calls("partnerledger_validate", enabled):
-            veto = self._call(name, impl, settings, command=command)
+            veto = self._call(name, impl, settings, command=command, lookup=lookup)
             if veto is not None:
                 decision = self._decision(name, veto)
                 _expect(decision, Veto)

@@ -6,6 +6,6 @@ only after enabling it (``plugin.enabled``).
 
 from __future__ import annotations
 
-from . import tiers
+from . import tiers, validation
 
-BUILTIN_PLUGINS: tuple[object, ...] = (tiers,)
+BUILTIN_PLUGINS: tuple[object, ...] = (tiers, validation)

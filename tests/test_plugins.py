@@ -279,7 +279,10 @@ def test_entry_points_and_the_allowlist(installed_plugins: Path) -> None:
     assert everything.info("flat-score").hooks == ("partnerledger_score",)
 
     none = load_rules(env={"PARTNERLEDGER_PLUGINS": ""})
-    assert none.names() == ["threshold-tiers"]
+    assert set(none.names()) == {"threshold-tiers", "validation"} | {
+        p.NAME for p in BUILTIN_PLUGINS  # type: ignore[attr-defined]
+    }
+    assert "flat-score" not in none.names()
     assert none.failures == {}
 
     only = load_rules(env={"PARTNERLEDGER_PLUGINS": "flat-score"})
@@ -339,3 +342,73 @@ def test_plugin_cli_commands(tmp_path: Path) -> None:
         runner.invoke(cli, [*db, "plugin", "disable", "riverside", "threshold-tiers"]).exit_code
         == 0
     )
+
+
+# ------------------------------------------------------ validation plugin
+
+
+def exclusive_history() -> list[bytes]:
+    def joined(slug: str, category: str) -> bytes:
+        return line("member.joined", member=slug, name=slug, category=category)
+
+    return [
+        line("network.created", name="Riverside", currency="USD"),
+        joined("lee-law", "lawyer"),
+        joined("park-cpa", "accountant"),
+        joined("kim-cpa", "accountant"),
+        joined("bloom", "florist"),
+        line(
+            "agreement.proposed",
+            agreement="a-x",
+            kind="referral",
+            parties=["lee-law", "park-cpa"],
+            terms={"scope": "tax work", "exclusivity": True},
+        ),
+        line("agreement.accepted", agreement="a-x", party="lee-law"),
+        line("agreement.accepted", agreement="a-x", party="park-cpa"),
+    ]
+
+
+def sent(referral: str, to_member: str) -> bytes:
+    return line(
+        "referral.sent", referral=referral, from_member="lee-law", to_member=to_member, customer="C"
+    )
+
+
+def test_exclusivity_is_respected_where_the_validation_plugin_is_on(
+    ledger: Ledger, store: Store
+) -> None:
+    run(ledger, *exclusive_history())
+    run(ledger, sent("r-0", "kim-cpa"))  # the plugin is not enabled yet
+    run(ledger, line("plugin.enabled", plugin="validation"))
+
+    before = store.last_position()
+    with pytest.raises(InvalidCommand) as caught:
+        run(ledger, sent("r-1", "kim-cpa"))
+    assert caught.value.field == "to_member"
+    assert (
+        "refers accountant business only to 'park-cpa' under exclusive agreement 'a-x'"
+        in caught.value.reason
+    )
+    assert store.last_position() == before
+
+    run(ledger, sent("r-2", "park-cpa"))  # the exclusive partner
+    run(ledger, sent("r-3", "bloom"))  # another category
+    run(ledger, line("agreement.terminated", agreement="a-x", reason="done"))
+    run(ledger, sent("r-4", "kim-cpa"))  # no live exclusive agreement any more
+
+
+def test_exclusivity_counts_an_agreement_proposed_in_the_same_batch(
+    ledger: Ledger, store: Store
+) -> None:
+    history = exclusive_history()
+    enable = line("plugin.enabled", plugin="validation")
+    with pytest.raises(InvalidCommand, match="exclusive agreement 'a-x'"):
+        run(ledger, history[0], enable, *history[1:], sent("r-1", "kim-cpa"))
+    assert store.last_position() == 0  # the whole batch is refused
+
+
+def test_exclusivity_can_be_switched_off(ledger: Ledger) -> None:
+    run(ledger, *exclusive_history())
+    run(ledger, line("plugin.enabled", plugin="validation", settings={"exclusivity": False}))
+    run(ledger, sent("r-1", "kim-cpa"))

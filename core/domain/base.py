@@ -22,6 +22,7 @@ from ..errors import InvalidCommand
 
 if TYPE_CHECKING:
     from ..events import Event
+    from .agreement import Agreement
     from .member import Member
     from .network import Network
     from .referral import Referral
@@ -69,6 +70,10 @@ class Lookup(Protocol):
 
     def referral(self, network: str, slug: str, field: str) -> Referral:
         """A referral of the network, or NotFound on ``field``."""
+        ...
+
+    def agreements_of(self, network: str, member: str) -> list[Agreement]:
+        """Every agreement the member is (or was) a party to, oldest first."""
         ...
 
     def check_plugin(self, plugin: str, settings: Mapping[str, Any]) -> None:
