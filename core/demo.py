@@ -72,6 +72,7 @@ from .commands import (
     OneToOneHeld,
     Period,
     Pilot,
+    PluginEnabled,
     ReferralAccepted,
     ReferralConverted,
     ReferralDeclined,
@@ -492,6 +493,11 @@ class _Spec:
     phone: str  # format with {n}: four digits
     tiers: tuple[Tier, ...]
     later_tiers: tuple[Tier, ...] = ()
+    #: Built-in plugins the network enables when it is created, with their settings.
+    plugins: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("threshold-tiers", {"grace_periods": 1}),
+        ("validation", {}),
+    )
 
     @property
     def coordinator(self) -> str:
@@ -791,6 +797,15 @@ class _Network:
         if spec.rolling_days is not None:
             fields["rolling_days"] = spec.rolling_days
         self.push(self.created, NetworkCreated, spec.coordinator, fields, first=True)
+        # The coordinator switches on the network's rules right away.
+        for plugin, settings in spec.plugins:
+            self.push(
+                self.created + 60,
+                PluginEnabled,
+                spec.coordinator,
+                {"plugin": plugin, "settings": settings},
+                first=True,
+            )
         if spec.later_tiers and self.span > 300 * _DAY:
             moment = self.business(self.local_day(self.begin + self.span // 2))
             self.push(moment, NetworkTiersSet, spec.coordinator, {"tiers": spec.later_tiers}, True)
@@ -1381,6 +1396,17 @@ class _Network:
                 )
             self.agreement(number + 1, kind, parties, proposed, fate, left)
 
+    def sole_in_category(self, parties: list[_Party]) -> bool:
+        """Whether exclusivity cannot bind: every party is its category's only member.
+
+        (The networks enable the validation plugin, which refuses a referral
+        that breaks a live exclusive agreement.)
+        """
+        return all(
+            p is not None and sum(m.category == p.category for m in self.members) == 1
+            for p in parties
+        )
+
     def slug_of(self, party: _Party) -> str:
         return PROGRAM if party is None else party.slug
 
@@ -1419,7 +1445,7 @@ class _Network:
             ),
             compensation=compensation,
             payment_terms=rng.choice(_PAYMENT_TERMS) if compensation is not None else None,
-            exclusivity=rng.random() < 0.15,
+            exclusivity=rng.random() < 0.15 and self.sole_in_category(parties),
             confidentiality=rng.random() < 0.6,
             non_solicitation=rng.random() < 0.4,
             duration_days=duration,

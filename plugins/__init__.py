@@ -6,6 +6,6 @@ only after enabling it (``plugin.enabled``).
 
 from __future__ import annotations
 
-from . import tiers, validation
+from . import attribution, fees, tiers, validation
 
-BUILTIN_PLUGINS: tuple[object, ...] = (tiers, validation)
+BUILTIN_PLUGINS: tuple[object, ...] = (tiers, fees, attribution, validation)
