@@ -71,7 +71,7 @@ class ReferralFacts(msgspec.Struct, frozen=True, kw_only=True):
     currency: str | None = None
 
 
-class Score(msgspec.Struct, frozen=True, kw_only=True):
+class Score(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """A member's score for a window, with its breakdown by component."""
 
     total: Decimal
@@ -79,14 +79,14 @@ class Score(msgspec.Struct, frozen=True, kw_only=True):
     label: str | None = None  # e.g. a traffic-light colour
 
 
-class TierChoice(msgspec.Struct, frozen=True, kw_only=True):
+class TierChoice(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """The tier a score earns (``None``: below the lowest rung)."""
 
     tier: str | None
     reason: str = ""
 
 
-class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True):
+class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """Money owed to (positive) or taken back from (negative) a member."""
 
     member: str
@@ -97,7 +97,7 @@ class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True):
     note: str = ""
 
 
-class Credit(msgspec.Struct, frozen=True, kw_only=True):
+class Credit(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """A referral's share of the credit for a customer."""
 
     referral: str
@@ -105,7 +105,7 @@ class Credit(msgspec.Struct, frozen=True, kw_only=True):
     share: Decimal  # a fraction; shares of one customer add up to 1
 
 
-class Message(msgspec.Struct, frozen=True, kw_only=True):
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """A notification to deliver."""
 
     channel: Literal["inbox", "email", "webhook"]
@@ -114,7 +114,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     body: str
 
 
-class Veto(msgspec.Struct, frozen=True, kw_only=True):
+class Veto(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """A validation rule's refusal of a command: the field and the reason."""
 
     field: str
@@ -122,7 +122,11 @@ class Veto(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
-    """A value a plugin decided, with the plugin's name and version."""
+    """A value a plugin decided, with the plugin's name and version.
+
+    The value types are tagged (``"type": "Score"``...), so a recorded decision
+    decodes back to exactly what the plugin returned.
+    """
 
     plugin: str
     version: str

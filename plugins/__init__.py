@@ -6,6 +6,13 @@ only after enabling it (``plugin.enabled``).
 
 from __future__ import annotations
 
-from . import attribution, fees, tiers, validation
+from . import attribution, fees, points, tiers, traffic_lights, validation
 
-BUILTIN_PLUGINS: tuple[object, ...] = (tiers, fees, attribution, validation)
+BUILTIN_PLUGINS: tuple[object, ...] = (
+    traffic_lights,
+    points,
+    tiers,
+    fees,
+    attribution,
+    validation,
+)
