@@ -495,7 +495,10 @@ class _Spec:
     later_tiers: tuple[Tier, ...] = ()
     #: Built-in plugins the network enables when it is created, with their settings.
     plugins: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("traffic-lights", {}),
         ("threshold-tiers", {"grace_periods": 1}),
+        ("fees", {}),
+        ("attribution", {"rule": "first"}),
         ("validation", {}),
     )
 
@@ -564,6 +567,13 @@ def _spec(k: int) -> _Spec:
             currency="EUR",
             period="rolling",
             rolling_days=90,
+            plugins=(  # a company partner program: points, not chapter traffic lights
+                ("points", {"recency_days": 180}),
+                ("threshold-tiers", {}),
+                ("fees", {"default_kind": "revenue_share", "default_rate": "0.05"}),
+                ("attribution", {"rule": "split"}),
+                ("validation", {}),
+            ),
             utc_offset=1,
             meeting_weekday=3,
             meeting_minute=7 * 60 + 15,
