@@ -118,10 +118,11 @@ def partnerledger_attribute(
 
 
 @hookspec
-def partnerledger_notify(event: Event, settings: Any) -> list[Message] | None:
+def partnerledger_notify(event: Event, lookup: Lookup, settings: Any) -> list[Message] | None:
     """Messages an event should send. Collection: every enabled plugin adds its own.
 
-    Receives a recorded event and the settings. Returns messages (inbox, email,
+    Receives a recorded event, a ``lookup`` of the network's state (members'
+    contacts...) and the settings. Returns messages (inbox, email,
     webhook), or ``None`` / ``[]`` for none. A plugin that fails here never
     stops the others and never loses or delays an event.
     """

@@ -261,16 +261,24 @@ class Rules:
             return [self._decision(name, credit) for credit in credits]
         return []
 
-    def notify(self, event: Event, enabled: Enabled) -> list[Decision]:
-        """Messages an event sends; a failing plugin is skipped, not fatal (see the log)."""
+    def notify(
+        self, event: Event, lookup: Lookup, enabled: Enabled
+    ) -> tuple[list[Decision], list[PluginFailed]]:
+        """Messages an event sends, and the failures of plugins that raised.
+
+        One failing plugin never stops the others: its error is returned
+        beside the messages of the rest.
+        """
         decisions: list[Decision] = []
+        failures: list[PluginFailed] = []
         for name, impl, settings in self._calls("partnerledger_notify", enabled):
             try:
-                produced = self._call(name, impl, settings, event=event) or ()
-            except PluginFailed:
-                continue  # one failing plugin never stops the others
+                produced = self._call(name, impl, settings, event=event, lookup=lookup) or ()
+            except PluginFailed as failure:
+                failures.append(failure)
+                continue
             decisions.extend(self._decision(name, m) for m in produced if isinstance(m, Message))
-        return decisions
+        return decisions, failures
 
     def validate(self, command: Command, lookup: Lookup, enabled: Enabled) -> list[Decision]:
         """Every veto of a command by the enabled validation plugins."""

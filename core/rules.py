@@ -109,9 +109,10 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """A notification to deliver."""
 
     channel: Literal["inbox", "email", "webhook"]
-    to: str
+    to: str  # inbox: a member slug; email: an address; webhook: a URL
     subject: str
     body: str
+    headers: dict[str, str] = msgspec.field(default_factory=dict)  # e.g. a webhook signature
 
 
 class Veto(msgspec.Struct, frozen=True, kw_only=True, tag=True):
