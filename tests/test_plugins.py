@@ -280,7 +280,8 @@ def test_entry_points_and_the_allowlist(installed_plugins: Path) -> None:
 
     none = load_rules(env={"PARTNERLEDGER_PLUGINS": ""})
     assert set(none.names()) == {"threshold-tiers", "validation"} | {
-        p.NAME for p in BUILTIN_PLUGINS  # type: ignore[attr-defined]
+        p.NAME
+        for p in BUILTIN_PLUGINS  # type: ignore[attr-defined]
     }
     assert "flat-score" not in none.names()
     assert none.failures == {}
