@@ -1,12 +1,14 @@
 # Two commands set up everything on a fresh clone:
 #   make demo   - install, then load the demo network into ./partnerledger.db
-#   make test   - install, then lint, type-check and run the whole test suite
+#   make test   - install, then lint, type-check and run the whole test suite,
+#                 then install the example plugin and run its tests
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EXAMPLE := examples/partnerledger-referral-streak
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install example clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +27,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The worked third-party plugin (docs/plugins.md): installed into the venv,
+# where default_rules() then loads it for the main suite too.
+example: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e $(EXAMPLE)
+	$(BIN)/pytest $(EXAMPLE)/tests
+
 test: lint
 	$(BIN)/pytest
+	$(BIN)/python -m pip install --quiet -e $(EXAMPLE) && $(BIN)/pytest $(EXAMPLE)/tests
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(EXAMPLE)/build $(EXAMPLE)/src/*.egg-info $(EXAMPLE)/.pytest_cache
