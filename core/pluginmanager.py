@@ -123,6 +123,11 @@ class Rules:
         schema = msgspec.json.schema(settings_type) if settings_type is not None else None
         return PluginInfo(name, plugin_version(plugin), hooks, schema, name in self.builtin)
 
+    def implements(self, name: str, hook: str) -> bool:
+        """Whether the plugin called ``name`` implements ``hook``."""
+        caller = getattr(self.pm.hook, hook)
+        return any(impl.plugin_name == name for impl in caller.get_hookimpls())
+
     def settings_type(self, name: str) -> type[msgspec.Struct] | None:
         """The plugin's settings Struct (``None`` for a plugin without settings)."""
         for impl in self.pm.hook.partnerledger_settings.get_hookimpls():

@@ -16,6 +16,7 @@ from .activity import last_months, member_activities
 from .domain import Network, network_id
 from .errors import NotFound
 from .ledger import Ledger
+from .pluginmanager import Rules
 from .rules import Activity, Decision, Score, Window
 
 
@@ -30,9 +31,13 @@ class Standing:
     tier: Decision | None  # a TierChoice decision, None when no tiering plugin decided
 
 
-def scoring_window(network: Network, enabled: dict[str, object], as_of: datetime) -> Window:
+def scoring_window(
+    network: Network, rules: Rules, enabled: dict[str, object], as_of: datetime
+) -> Window:
     """The window to score: a scoring plugin's ``window_months``, else the network's period."""
-    for settings in enabled.values():
+    for name, settings in enabled.items():
+        if not rules.implements(name, "partnerledger_score"):
+            continue
         months = getattr(settings, "window_months", None)
         if isinstance(months, int):
             return last_months(as_of, months)
@@ -50,7 +55,7 @@ def standings(
     if found is None:
         raise NotFound("network", f"no network {network!r}")
     enabled = work.enabled(found)
-    window = scoring_window(found, enabled, as_of)
+    window = scoring_window(found, ledger.rules, enabled, as_of)
     activities = member_activities(ledger.store, network, window)
     if member is not None:
         if member not in activities:
