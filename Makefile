@@ -34,8 +34,8 @@ example: $(STAMP)
 	$(BIN)/pytest $(EXAMPLE)/tests
 
 test: lint
-	$(BIN)/pytest
-	$(BIN)/python -m pip install --quiet -e $(EXAMPLE) && $(BIN)/pytest $(EXAMPLE)/tests
+	$(BIN)/python -m pip install --quiet -e $(EXAMPLE)
+	$(BIN)/pytest tests $(EXAMPLE)/tests
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
