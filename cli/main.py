@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from partnerledger.commands import (
     convert_command,
     encode_command,
 )
+from partnerledger.delivery import Deliveries, DeliveryReport
 from partnerledger.errors import from_validation_error
 from partnerledger.events import Event
 from partnerledger.jsonl import ImportReport, export_lines, import_lines
@@ -621,6 +623,118 @@ def standings_(
     if found:
         window = found[0].activity.window
         err.print(f"Window: {window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC")
+
+
+@cli.command("deliver")
+@click.option(
+    "--follow", is_flag=True, help="Keep delivering as events are recorded, until Ctrl-C."
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --follow: at most one round per this many seconds.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print each round's counts as JSON.")
+def deliver(follow: bool, interval: float, as_json: bool) -> None:
+    """Send the notifications of recorded events: inbox messages, emails, webhooks.
+
+    Queues the messages of every event recorded since the last run (the
+    network's enabled plugins decide them), then attempts every delivery that
+    is due; a failed one is retried with backoff by later runs. Email goes to
+    $PARTNERLEDGER_SMTP (host:port, default 127.0.0.1:25) from
+    $PARTNERLEDGER_MAIL_FROM. Recording events never waits for this.
+    """
+    store = _state().store()
+    ledger = Ledger(store)
+    try:
+        with Deliveries(store.database) as deliveries:
+            while True:
+                started = time.monotonic()
+                queued = deliveries.collect(ledger)
+                report = deliveries.deliver()
+                _print_round(deliveries, queued, report, as_json, quiet=follow)
+                if not follow:
+                    return
+                time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    except DomainError as error:
+        raise _fail(error) from error
+    except KeyboardInterrupt:
+        err.print("Stopped.")
+
+
+def _print_round(
+    deliveries: Deliveries, queued: int, report: DeliveryReport, as_json: bool, quiet: bool
+) -> None:
+    if as_json:
+        data = {
+            "position": deliveries.position(),
+            "queued": queued,
+            **report.as_dict(),
+            "totals": deliveries.status_counts(),
+        }
+        click.echo(json.dumps(data))
+        return
+    if quiet and not queued and not report.attempted:
+        return  # --follow: say nothing when nothing happened
+    totals = deliveries.status_counts()
+    out.print(
+        f"Queued {queued} deliveries (log position {deliveries.position()}); "
+        f"attempted {report.attempted}: {report.delivered} delivered, "
+        f"{report.retrying} to retry, {report.failed} failed. "
+        f"Totals: {totals['pending']} pending, {totals['delivered']} delivered, "
+        f"{totals['failed']} failed.",
+        markup=False,
+    )
+    for problem in report.errors:
+        when = "gave up" if problem["final"] else "will retry"
+        err.print(
+            f"Delivery {problem['id']} ({problem['channel']} to {problem['recipient']}) "
+            f"failed, attempt {problem['attempts']}, {when}: {problem['error']}",
+            markup=False,
+        )
+
+
+@cli.command("inbox")
+@click.argument("network")
+@click.argument("member")
+@click.option("--unread", is_flag=True, help="Only messages not read yet.")
+@click.option("--mark-read", is_flag=True, help="Mark the messages shown as read.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def inbox_(network: str, member: str, unread: bool, mark_read: bool, as_json: bool) -> None:
+    """MEMBER's in-app messages in NETWORK, newest first (`partnerledger deliver` sends them)."""
+    store = _state().store()
+    try:
+        work = Ledger(store).unit_of_work()
+        work.network(network)
+        work.member(network, member, "member")
+        with Deliveries(store.database) as deliveries:
+            messages = deliveries.inbox(network, member, unread_only=unread)
+            if mark_read:
+                for message in messages:
+                    deliveries.mark_read(message.id)
+    except DomainError as error:
+        raise _fail(error) from error
+    if as_json:
+        for message in messages:
+            click.echo(json.dumps(message.as_dict()))
+        return
+    table = Table(header_style="bold")
+    for column in ("#", "received (UTC)", "subject", "message", "read"):
+        table.add_column(column, overflow="fold")
+    for message in messages:
+        table.add_row(
+            str(message.id),
+            message.created_at.strftime("%Y-%m-%d %H:%M"),
+            message.subject,
+            message.body,
+            "yes" if message.read_at else "",
+        )
+    out.print(table)
+    unread_count = sum(1 for message in messages if message.read_at is None)
+    err.print(f"{len(messages)} messages, {unread_count} unread")
 
 
 @cli.command("plugins")

@@ -27,6 +27,7 @@ from .domain import (
     Member,
     Network,
     Referral,
+    agreement_id,
     member_id,
     network_id,
     referral_id,
@@ -100,6 +101,13 @@ class UnitOfWork:
         found = self.load(Referral, referral_id(network, slug))
         if found is None:
             raise NotFound(field, f"no referral {slug!r} in network {network!r}")
+        return found
+
+    def agreement(self, network: str, slug: str, field: str) -> Agreement:
+        """An agreement of the network, or NotFound on ``field``."""
+        found = self.load(Agreement, agreement_id(network, slug))
+        if found is None:
+            raise NotFound(field, f"no agreement {slug!r} in network {network!r}")
         return found
 
     def agreements_of(self, network: str, member: str) -> list[Agreement]:

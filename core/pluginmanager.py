@@ -278,11 +278,17 @@ class Rules:
         failures: list[PluginFailed] = []
         for name, impl, settings in self._calls("partnerledger_notify", enabled):
             try:
-                produced = self._call(name, impl, settings, event=event, lookup=lookup) or ()
+                produced = self._call(name, impl, settings, event=event, lookup=lookup) or []
+                if not isinstance(produced, list) or not all(
+                    isinstance(m, Message) for m in produced
+                ):
+                    raise PluginFailed(
+                        "plugin", f"plugin {name!r} returned something other than a list of Message"
+                    )
             except PluginFailed as failure:
                 failures.append(failure)
                 continue
-            decisions.extend(self._decision(name, m) for m in produced if isinstance(m, Message))
+            decisions.extend(self._decision(name, m) for m in produced)
         return decisions, failures
 
     def validate(self, command: Command, lookup: Lookup, enabled: Enabled) -> list[Decision]:

@@ -6,7 +6,7 @@ only after enabling it (``plugin.enabled``).
 
 from __future__ import annotations
 
-from . import attribution, fees, points, tiers, traffic_lights, validation
+from . import attribution, fees, notifications, points, tiers, traffic_lights, validation
 
 BUILTIN_PLUGINS: tuple[object, ...] = (
     traffic_lights,
@@ -14,5 +14,6 @@ BUILTIN_PLUGINS: tuple[object, ...] = (
     tiers,
     fees,
     attribution,
+    notifications,
     validation,
 )

@@ -413,3 +413,23 @@ def test_exclusivity_can_be_switched_off(ledger: Ledger) -> None:
     run(ledger, *exclusive_history())
     run(ledger, line("plugin.enabled", plugin="validation", settings={"exclusivity": False}))
     run(ledger, sent("r-1", "kim-cpa"))
+
+
+class WrongNotifier:
+    NAME = "wrong-notifier"
+    VERSION = "0.1"
+
+    @hookimpl
+    def partnerledger_notify(self) -> object:
+        return {"not": "a list"}
+
+
+def test_a_notifier_returning_the_wrong_type_is_a_failure_not_a_crash(ledger: Ledger) -> None:
+    run(ledger, *HISTORY.read_bytes().splitlines()[:1])
+    _, event = next(iter(ledger.store.read()))
+    rules = rules_with(WrongNotifier())
+    decisions, failures = rules.notify(event, ledger.unit_of_work(), {"wrong-notifier": None})
+    assert decisions == []
+    assert [f.reason for f in failures] == [
+        "plugin 'wrong-notifier' returned something other than a list of Message"
+    ]

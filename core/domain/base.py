@@ -72,6 +72,10 @@ class Lookup(Protocol):
         """A referral of the network, or NotFound on ``field``."""
         ...
 
+    def agreement(self, network: str, slug: str, field: str) -> Agreement:
+        """An agreement of the network, or NotFound on ``field``."""
+        ...
+
     def agreements_of(self, network: str, member: str) -> list[Agreement]:
         """Every agreement the member is (or was) a party to, oldest first."""
         ...
