@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -735,6 +736,96 @@ def inbox_(network: str, member: str, unread: bool, mark_read: bool, as_json: bo
     out.print(table)
     unread_count = sum(1 for message in messages if message.read_at is None)
     err.print(f"{len(messages)} messages, {unread_count} unread")
+
+
+def _judged_json(judged: list[Any]) -> bytes:
+    rows = [
+        {
+            "position": j.position,
+            "event": j.event.type,
+            "command_id": j.event.command_id,
+            "occurred_at": j.event.occurred_at,
+            "decision": j.decision,
+        }
+        for j in judged
+    ]
+    return msgspec.json.encode(rows) + b"\n"
+
+
+@cli.command("incentives")
+@click.argument("network")
+@click.option("--member", help="Only this member's entries.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def incentives_(network: str, member: str | None, as_json: bool) -> None:
+    """What NETWORK's incentive plugins derive from its conversions and reversals (writes nothing).
+
+    The log is replayed: each event is judged with the plugins, settings and
+    agreement terms in force when it was recorded. Totals per member follow.
+    """
+    from partnerledger.replay import incentive_entries
+
+    try:
+        judged = incentive_entries(Ledger(_state().store()), network)
+    except DomainError as error:
+        raise _fail(error) from error
+    judged = [j for j in judged if member is None or j.decision.value.member == member]
+    if as_json:
+        sys.stdout.buffer.write(_judged_json(judged))
+        return
+    table = Table(header_style="bold")
+    for column in ("#", "occurred (UTC)", "member", "kind", "amount", "note", "rule"):
+        table.add_column(column, overflow="fold")
+    totals: dict[tuple[str, str], Decimal] = {}
+    for j in judged:
+        entry = j.decision.value
+        table.add_row(
+            str(j.position),
+            j.event.occurred_at.strftime("%Y-%m-%d"),
+            entry.member,
+            entry.kind,
+            f"{entry.amount} {entry.currency}",
+            entry.note,
+            f"{j.decision.plugin} {j.decision.version}",
+        )
+        key = (entry.member, entry.currency)
+        totals[key] = totals.get(key, Decimal(0)) + entry.amount
+    out.print(table)
+    for (who, currency), total in sorted(totals.items()):
+        out.print(f"{who}: {total} {currency}")
+    if not judged:
+        err.print("No entries: is an incentive plugin (e.g. fees) enabled on this network?")
+
+
+@cli.command("attributions")
+@click.argument("network")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def attributions_(network: str, as_json: bool) -> None:
+    """Credit for customers sent to the same member by two or more referrals (writes nothing)."""
+    from partnerledger.replay import attributions
+
+    try:
+        judged = attributions(Ledger(_state().store()), network)
+    except DomainError as error:
+        raise _fail(error) from error
+    if as_json:
+        sys.stdout.buffer.write(_judged_json(judged))
+        return
+    table = Table(header_style="bold")
+    for column in ("customer", "to member", "referral", "credit to", "share", "rule"):
+        table.add_column(column)
+    for j in judged:
+        credit = j.decision.value
+        table.add_row(
+            j.event.command.customer,
+            j.event.command.to_member,
+            credit.referral,
+            credit.member,
+            str(credit.share),
+            f"{j.decision.plugin} {j.decision.version}",
+        )
+    out.print(table)
+    if not judged:
+        err.print("No competing referrals, or no attribution plugin enabled on this network.")
 
 
 @cli.command("plugins")

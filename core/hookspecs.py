@@ -97,9 +97,10 @@ def partnerledger_incentives(
     """Ledger entries an event causes. Collection: every enabled plugin adds its own.
 
     Receives the event (a conversion, a reversal, a tier decision...), the
-    referral it concerns (``None`` if none), the terms in force of the agreement
-    between the referral's members (``None`` without one), the tier decided
-    (for a tier decision, else ``None``) and the settings. Returns the entries:
+    referral it concerns as it stands after the event (``None`` if none), the
+    terms in force of the agreement between the referral's members (``None``
+    without one), the tier decided (for a tier decision, else ``None``) and
+    the settings. Returns the entries:
     referral fees, revenue shares, bonuses, clawbacks (negative amounts), each
     naming the event's command id as its source; ``None`` or ``[]`` for none.
     """
