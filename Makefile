@@ -20,7 +20,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/partnerledger demo
-	$(BIN)/partnerledger events --network riverside --type network.created
+	$(BIN)/partnerledger standings riverside --as-of 2026-01-01
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
