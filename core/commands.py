@@ -515,6 +515,17 @@ def derived_command_id(command: Command) -> str:
     return "sha256:" + hashlib.sha256(canonical).hexdigest()[:32]
 
 
+def content_digest(command: Command) -> str | None:
+    """For a command with an explicit ``command_id``: the digest of the rest of it.
+
+    Two commands with the same ``command_id`` but different content are not
+    the same command. ``None`` when the identity already is the content digest.
+    """
+    if command.command_id is None:
+        return None
+    return derived_command_id(msgspec.structs.replace(command, command_id=None))
+
+
 def command_schema() -> dict[str, Any]:
     """JSON Schema (2020-12) of one import line, generated from the command types."""
     schema = msgspec.json.schema(AnyCommand)

@@ -19,7 +19,14 @@ from uuid import UUID
 
 import msgspec
 
-from .commands import AgreementProposed, Command, decode_command, derived_command_id, encode_command
+from .commands import (
+    AgreementProposed,
+    Command,
+    content_digest,
+    decode_command,
+    derived_command_id,
+    encode_command,
+)
 from .domain import (
     ROUTES,
     Aggregate,
@@ -179,6 +186,12 @@ class UnitOfWork:
         target_id = route.key(command, command_id)
         target = self.load(route.aggregate, target_id)
         if target is not None and command_id in target.command_ids:
+            if target.command_ids[command_id] != content_digest(command):
+                raise InvalidCommand(
+                    "command_id",
+                    f"{command_id!r} was already used for a different command; "
+                    "give each command its own id",
+                )
             return None
         route.decide(self, target, command)
         self._vetoed(command)

@@ -176,3 +176,26 @@ def test_batches_write_the_same_log(ledger: Ledger, store: Store, batch_size: in
     assert report.recorded == 37
     assert store.last_position() >= 37
     assert [e.type for _, e in store.read()][:2] == ["network.created", "member.joined"]
+
+
+def test_a_command_id_reused_for_different_content_is_refused(ledger: Ledger, store: Store) -> None:
+    lines = history_lines()[:4]
+    first = json.loads(lines[1])
+    first["command_id"] = "import-7"
+    again = dict(first, name="Lee & Partners")  # same id, same member, other content
+
+    ok = import_lines(ledger, [*lines[:1], json.dumps(first).encode()])
+    assert ok.recorded == 2
+    same = import_lines(ledger, [json.dumps(first).encode()])
+    assert same.duplicates == 1
+
+    report = import_lines(ledger, [json.dumps(again).encode()])
+
+    assert [(e.field, e.reason) for e in report.rejected] == [
+        (
+            "command_id",
+            "'import-7' was already used for a different command; give each command its own id",
+        )
+    ]
+    assert store.last_position() >= 2
+    assert not report.written

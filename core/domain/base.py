@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 from uuid import UUID
 
-from ..commands import Command
+from ..commands import Command, content_digest
 from ..errors import InvalidCommand
 
 if TYPE_CHECKING:
@@ -37,7 +37,9 @@ class Aggregate:
         self.id = id
         self.version = 0
         self.network = ""
-        self.command_ids: set[str] = set()
+        #: Identity of every command applied → its explicit ``command_id``'s content
+        #: digest (``None`` when the identity is itself the content digest).
+        self.command_ids: dict[str, str | None] = {}
         self.created_at: datetime | None = None
         self.updated_at: datetime | None = None
 
@@ -48,7 +50,7 @@ class Aggregate:
             self.network = command.network
             self.created_at = command.occurred_at
         self.version = event.originator_version
-        self.command_ids.add(event.command_id)
+        self.command_ids[event.command_id] = content_digest(command)
         self.updated_at = command.occurred_at
         self.when(command)
 
