@@ -70,6 +70,7 @@ class UnitOfWork:
         self._aggregates: dict[UUID, Aggregate | None] = {}
         self._parties: defaultdict[tuple[str, str], list[UUID]] | None = None
         self._parties_seen = 0
+        self._enabled: dict[UUID, tuple[int, dict[str, Any]]] = {}
         self.pending: list[Event] = []
 
     # -- Lookup -----------------------------------------------------------
@@ -147,12 +148,20 @@ class UnitOfWork:
         self.rules.settings(plugin, settings)
 
     def enabled(self, network: Network) -> dict[str, Any]:
-        """The network's enabled plugins with their validated settings."""
-        return {
+        """The network's enabled plugins with their validated settings.
+
+        Validated once per version of the network (only its own events change them).
+        """
+        cached = self._enabled.get(network.id)
+        if cached is not None and cached[0] == network.version:
+            return cached[1]
+        enabled = {
             name: self.rules.settings(name, raw)
             for name, raw in network.plugins.items()
             if self.rules.plugin(name) is not None
         }
+        self._enabled[network.id] = (network.version, enabled)
+        return enabled
 
     def _vetoed(self, command: Command) -> None:
         network = self.load(Network, network_id(command.network))
