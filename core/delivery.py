@@ -32,6 +32,7 @@ import json
 import os
 import smtplib
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -178,21 +179,24 @@ def backoff_delay(attempts: int, base: float, cap: float) -> timedelta:
 # ---------------------------------------------------------------- databases
 
 
-class _Backend:
+class _Backend(ABC):
     """The few SQL differences between SQLite and PostgreSQL."""
 
     serial = ""
     timestamp = ""
     json_type = ""
 
+    @abstractmethod
     def table(self, name: str) -> str:
-        raise NotImplementedError
+        """Backend-specific."""
 
+    @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[int, list[tuple[Any, ...]]]:
-        raise NotImplementedError
+        """Backend-specific."""
 
+    @abstractmethod
     def transaction(self) -> Any:
-        raise NotImplementedError
+        """Backend-specific."""
 
     def ts(self, moment: datetime) -> Any:
         return moment
@@ -208,8 +212,9 @@ class _Backend:
         loaded = json.loads(value) if isinstance(value, str | bytes) else value
         return {str(k): str(v) for k, v in dict(loaded).items()}
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Backend-specific."""
 
 
 class _SQLite(_Backend):

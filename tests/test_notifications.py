@@ -105,7 +105,7 @@ def hook() -> Iterator[Hook]:
             self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:
-            pass
+            """Keep the test output quiet (no access log on stderr)."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/partnerledger"
