@@ -917,38 +917,33 @@ def _with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-@plugin.command("enable")
-@NETWORK
-@click.argument("plugin")
-@_with_settings
-@_action
-def plugin_enable(
-    network: str, plugin: str, values: tuple[str, ...], settings_json: str | None
-) -> dict[str, Any]:
-    """Enable PLUGIN on NETWORK, with settings (defaults fill the rest)."""
-    return {
-        "type": "plugin.enabled",
-        "network": network,
-        "plugin": plugin,
-        "settings": _settings(values, settings_json),
-    }
+def _plugin_settings_command(name: str, type_: str, doc: str) -> None:
+    """``plugin enable`` and ``plugin configure``: a plugin and its whole settings."""
+
+    def build(
+        network: str, plugin: str, values: tuple[str, ...], settings_json: str | None
+    ) -> dict[str, Any]:
+        return {
+            "type": type_,
+            "network": network,
+            "plugin": plugin,
+            "settings": _settings(values, settings_json),
+        }
+
+    build.__name__ = f"plugin_{name}"
+    build.__doc__ = doc
+    command = _with_settings(_action(build))
+    plugin.command(name)(NETWORK(click.argument("plugin")(command)))
 
 
-@plugin.command("configure")
-@NETWORK
-@click.argument("plugin")
-@_with_settings
-@_action
-def plugin_configure(
-    network: str, plugin: str, values: tuple[str, ...], settings_json: str | None
-) -> dict[str, Any]:
-    """Replace the settings of PLUGIN on NETWORK (what is left out takes its default)."""
-    return {
-        "type": "plugin.configured",
-        "network": network,
-        "plugin": plugin,
-        "settings": _settings(values, settings_json),
-    }
+_plugin_settings_command(
+    "enable", "plugin.enabled", "Enable PLUGIN on NETWORK, with settings (defaults fill the rest)."
+)
+_plugin_settings_command(
+    "configure",
+    "plugin.configured",
+    "Replace the settings of PLUGIN on NETWORK (what is left out takes its default).",
+)
 
 
 @plugin.command("disable")
