@@ -87,8 +87,7 @@ def create_network(_: Lookup, network: Network | None, command: NetworkCreated) 
 
 @rule(NetworkTiersSet, Network, lambda c, _: network_id(c.network))
 def set_tiers(_: Lookup, network: Network | None, command: NetworkTiersSet) -> None:
-    if network is None:
-        raise NotFound("network", f"no network {command.network!r}")
+    _existing(network, command.network)
     _check_ladder(command.tiers)
 
 
@@ -106,16 +105,17 @@ def enable_plugin(lookup: Lookup, network: Network | None, command: PluginEnable
     lookup.check_plugin(command.plugin, command.settings)
 
 
+def _enabled(network: Network | None, command: PluginConfigured | PluginDisabled) -> None:
+    if command.plugin not in _existing(network, command.network).plugins:
+        raise InvalidTransition("plugin", f"plugin {command.plugin!r} is not enabled")
+
+
 @rule(PluginConfigured, Network, lambda c, _: network_id(c.network))
 def configure_plugin(lookup: Lookup, network: Network | None, command: PluginConfigured) -> None:
-    found = _existing(network, command.network)
-    if command.plugin not in found.plugins:
-        raise InvalidTransition("plugin", f"plugin {command.plugin!r} is not enabled")
+    _enabled(network, command)
     lookup.check_plugin(command.plugin, command.settings)
 
 
 @rule(PluginDisabled, Network, lambda c, _: network_id(c.network))
 def disable_plugin(_: Lookup, network: Network | None, command: PluginDisabled) -> None:
-    found = _existing(network, command.network)
-    if command.plugin not in found.plugins:
-        raise InvalidTransition("plugin", f"plugin {command.plugin!r} is not enabled")
+    _enabled(network, command)
