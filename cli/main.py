@@ -47,6 +47,10 @@ from partnerledger.events import Event
 from partnerledger.jsonl import ImportReport, export_lines, import_lines
 from partnerledger.ledger import default_rules
 from partnerledger.log import EventFilter, select_events
+from partnerledger.projection import Projector
+
+#: Show a progress bar when views are this many events behind.
+PROGRESS_FROM = 5000
 
 # Messages never wrap (soft_wrap) so that they stay greppable when piped; tables
 # take the terminal's width, or a wide page when the output is not a terminal.
@@ -97,6 +101,7 @@ class _Context:
     def __init__(self, database: str | None) -> None:
         self.database_arg = database
         self._store: Store | None = None
+        self._projector: Projector | None = None
 
     def store(self) -> Store:
         if self._store is None:
@@ -106,7 +111,36 @@ class _Context:
                 raise _fail(error) from error
         return self._store
 
+    def projector(self) -> Projector:
+        """The views, brought up to the end of the log (the CLI follows it itself)."""
+        if self._projector is None:
+            try:
+                self._projector = Projector(self.store())
+            except DomainError as error:
+                raise _fail(error) from error
+        self.catch_up()
+        return self._projector
+
+    def catch_up(self, show: bool | None = None) -> None:
+        """Bring the views up to date after a write, with a progress bar when it takes long."""
+        projector = self._projector
+        if projector is None:
+            try:
+                projector = self._projector = Projector(self.store())
+            except DomainError as error:
+                raise _fail(error) from error
+        behind = projector.lag()
+        try:
+            visible = err.is_terminal if show is None else show
+            with _progress(visible and behind > PROGRESS_FROM) as bar:
+                task = bar.add_task("Updating views", total=behind)
+                projector.catch_up(lambda done, _: bar.update(task, completed=done))
+        except DomainError as error:
+            raise _fail(error) from error
+
     def close(self) -> None:
+        if self._projector is not None:
+            self._projector.close()
         if self._store is not None:
             self._store.close()
 
@@ -198,6 +232,8 @@ def import_(
             for line in report.rejected:
                 rejected.write(msgspec.json.encode(line.as_dict()) + b"\n")
         err.print(f"{report.rejected_count} rejected lines written to {target}")
+    if report.written:
+        _state().catch_up(show)
     _print_report(report, as_json)
     if report.rejected and not skip_invalid:
         sys.exit(1)
@@ -414,6 +450,8 @@ def demo(
             )
         except DomainError as error:
             raise _fail(error) from error
+    if report.written:
+        _state().catch_up(show)
     _print_report(report, as_json=False)
     if report.rejected:
         sys.exit(1)
@@ -470,6 +508,7 @@ def _execute(payload: dict[str, Any], as_json: bool) -> None:
         err.print(f"Already recorded: {command.type} (nothing written)")
         return
     event = outcome.recorded[0]
+    _state().catch_up()
     if as_json:
         sys.stdout.buffer.write(_event_json(store.last_position(), event) + b"\n")
     else:
@@ -1494,6 +1533,11 @@ def chapter_tyfcb(
         "referral": referral,
         "note": note,
     }
+
+
+# The commands that read the views live in modules of their own; importing
+# them registers them on the group.
+from partnerledger.cli import views as _views  # noqa: E402, F401
 
 
 def main() -> None:

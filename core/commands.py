@@ -15,36 +15,14 @@ file a no-op.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-Slug = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$",
-        description="An identifier: letters, digits and . _ : @ -, at most 100 characters.",
-    ),
-]
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Currency = Annotated[
-    str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD.")
-]
-AwareDatetime = Annotated[
-    datetime,
-    msgspec.Meta(tz=True, description="RFC 3339 time with an offset; stored in UTC."),
-]
-CommandId = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$",
-        description="Optional idempotency key; defaults to a digest of the command.",
-    ),
-]
-Days = Annotated[int, msgspec.Meta(ge=1, le=36500)]
+from .rules import Activity, Decision
+from .types import AwareDatetime, CommandId, Currency, Days, Name, Slug, Text
 
 Period = Literal["month", "quarter", "rolling"]
 MemberStatus = Literal["invited", "active", "suspended", "left"]
@@ -450,6 +428,108 @@ class TyfcbReported(MemberCommand, frozen=True, tag="tyfcb.reported"):
         return (self.member, self.thanked_member)
 
 
+# ------------------------------------------------------- period close and payouts
+
+PeriodName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^\d{4}-(\d{2}|Q[1-4]|\d{2}-\d{2}\+\d{1,5}d)$",
+        description="An evaluation period: 2025-06 (month), 2025-Q2 (quarter) or "
+        "2025-01-15+90d (a rolling block: first day and length).",
+    ),
+]
+
+
+class RuleInForce(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    """A plugin as it was when a decision was made: name, version and settings."""
+
+    plugin: Slug
+    version: Name
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class PeriodCommand(Command, frozen=True):
+    """A command about one evaluation period of a network."""
+
+    period: PeriodName
+
+
+class PeriodClosed(PeriodCommand, frozen=True, tag="period.closed"):
+    """A coordinator closes a period: its tiers and statements are decided for good.
+
+    The tier decisions and closed statements follow as ``tier.decided`` and
+    ``statement.closed`` events, recorded in the same transaction.
+    """
+
+    rules: tuple[RuleInForce, ...] = ()
+
+
+class TierDecided(PeriodCommand, frozen=True, tag="tier.decided"):
+    """The tier a member earned in a closed period, as the network's rules decided it."""
+
+    member: Slug
+    inputs: Activity
+    inputs_digest: Annotated[str, msgspec.Meta(pattern=r"^sha256:[0-9a-f]{64}$")]
+    score: Decision | None = None
+    tier: Decision | None = None
+    previous: Name | None = None
+    periods_below: Annotated[int, msgspec.Meta(ge=0)] = 0
+    rules: tuple[RuleInForce, ...] = ()
+
+    def members(self) -> tuple[str, ...]:
+        return (self.member,)
+
+
+class TierOverridden(PeriodCommand, frozen=True, tag="tier.overridden"):
+    """A coordinator overrides the tier decided for a member in a closed period."""
+
+    member: Slug
+    reason: Text
+    tier: Name | None = None  # None: no tier
+
+    def members(self) -> tuple[str, ...]:
+        return (self.member,)
+
+
+class StatementLine(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    """One entry of a member's incentive statement."""
+
+    source: CommandId  # the command id of the event that caused it
+    source_type: Name
+    occurred_at: AwareDatetime  # the business time of the source event
+    plugin: Name
+    version: Name
+    kind: Literal["referral_fee", "revenue_share", "bonus", "clawback", "payout"]
+    amount: Decimal
+    note: str = ""
+
+
+class StatementClosed(PeriodCommand, frozen=True, tag="statement.closed"):
+    """A member's incentive statement for a closed period, as it stands for good."""
+
+    member: Slug
+    currency: Currency
+    opening: Decimal
+    closing: Decimal
+    entries: tuple[StatementLine, ...] = ()
+
+    def members(self) -> tuple[str, ...]:
+        return (self.member,)
+
+
+class PayoutRecorded(MemberCommand, frozen=True, tag="payout.recorded"):
+    """Money paid to a member against their incentive balance."""
+
+    payout: Slug
+    amount: Decimal
+    currency: Currency
+    reference: Text | None = None
+
+
 AnyCommand = (
     NetworkCreated
     | NetworkTiersSet
@@ -482,6 +562,11 @@ AnyCommand = (
     | TestimonialGiven
     | TrainingCompleted
     | TyfcbReported
+    | PeriodClosed
+    | TierDecided
+    | TierOverridden
+    | StatementClosed
+    | PayoutRecorded
 )
 
 COMMAND_TYPES: dict[str, type[Command]] = {command_type(cls): cls for cls in AnyCommand.__args__}

@@ -28,31 +28,27 @@ exactly once.
 
 from __future__ import annotations
 
-import json
 import os
 import smtplib
-import sqlite3
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from string import Template
 from typing import Any, Literal
 
 import httpx
-import psycopg
-from psycopg.types.json import Jsonb
 
-from .commands import command_type
-from .domain import ROUTES, Network, network_id
+from .domain import Network
 from .errors import DomainError, InvalidCommand, NotFound, StoreUnavailable
 from .events import Event
 from .ledger import Ledger, UnitOfWork, utc_now
 from .pluginmanager import PluginFailed, Rules
+from .projection import NETWORK_TOPICS, apply_network, chunks, networks_until
 from .rules import Message
+from .sql import PostgresBackend, SqlBackend, connect
 from .store import Database
 
 SMTP_ENV = "PARTNERLEDGER_SMTP"
@@ -60,11 +56,6 @@ MAIL_FROM_ENV = "PARTNERLEDGER_MAIL_FROM"
 DEFAULT_SMTP = ("127.0.0.1", 25)
 DEFAULT_MAIL_FROM = "partnerledger@localhost"
 DELIVERY_HEADER = "X-Partnerledger-Delivery"
-
-#: Event types of a network's own stream (its plugins among them).
-NETWORK_TOPICS: tuple[str, ...] = tuple(
-    command_type(cls) for cls, route in ROUTES.items() if route.aggregate is Network
-)
 
 Status = Literal["pending", "delivered", "failed"]
 STATUSES: tuple[Status, ...] = ("pending", "delivered", "failed")
@@ -176,142 +167,6 @@ def backoff_delay(attempts: int, base: float, cap: float) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), cap))
 
 
-# ---------------------------------------------------------------- databases
-
-
-class _Backend(ABC):
-    """The few SQL differences between SQLite and PostgreSQL."""
-
-    serial = ""
-    timestamp = ""
-    json_type = ""
-
-    @abstractmethod
-    def table(self, name: str) -> str:
-        """Backend-specific."""
-
-    @abstractmethod
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[int, list[tuple[Any, ...]]]:
-        """Backend-specific."""
-
-    @abstractmethod
-    def transaction(self) -> Any:
-        """Backend-specific."""
-
-    def ts(self, moment: datetime) -> Any:
-        return moment
-
-    def dt(self, value: Any) -> datetime:
-        assert isinstance(value, datetime)
-        return value.astimezone(UTC)
-
-    def json_in(self, value: dict[str, str]) -> Any:
-        return json.dumps(value, sort_keys=True)
-
-    def json_out(self, value: Any) -> dict[str, str]:
-        loaded = json.loads(value) if isinstance(value, str | bytes) else value
-        return {str(k): str(v) for k, v in dict(loaded).items()}
-
-    @abstractmethod
-    def close(self) -> None:
-        """Backend-specific."""
-
-
-class _SQLite(_Backend):
-    serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
-    timestamp = "TEXT"
-    json_type = "TEXT"
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        try:
-            self.conn = sqlite3.connect(database.path, timeout=10, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.Error as error:
-            raise StoreUnavailable("database", f"{database.describe()}: {error}") from error
-
-    def table(self, name: str) -> str:
-        return name
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[int, list[tuple[Any, ...]]]:
-        try:
-            cursor = self.conn.execute(sql, tuple(params))
-            rows = cursor.fetchall()
-        except sqlite3.Error as error:
-            raise StoreUnavailable("database", f"{self.database.describe()}: {error}") from error
-        return cursor.rowcount, rows
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        # IMMEDIATE: take the write lock now, so the position check cannot race.
-        self.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.execute("COMMIT")
-
-    def ts(self, moment: datetime) -> Any:
-        # Fixed-width UTC text sorts like time.
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-    def dt(self, value: Any) -> datetime:
-        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z")
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-class _Postgres(_Backend):
-    serial = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-    timestamp = "TIMESTAMPTZ"
-    json_type = "JSONB"
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self.schema = database.schema or "public"
-        try:
-            self.conn = psycopg.connect(
-                host=database.host,
-                port=database.port,
-                user=database.user,
-                password=database.password,
-                dbname=database.dbname,
-                connect_timeout=5,
-                autocommit=True,
-            )
-        except psycopg.Error as error:
-            raise StoreUnavailable("database", f"{database.describe()}: {error}") from error
-
-    def table(self, name: str) -> str:
-        quoted = self.schema.replace('"', '""')
-        return f'"{quoted}".{name}'
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[int, list[tuple[Any, ...]]]:
-        try:
-            with self.conn.cursor() as cursor:
-                cursor.execute(sql.replace("?", "%s"), tuple(params))
-                rows = cursor.fetchall() if cursor.description else []
-                return cursor.rowcount, rows
-        except psycopg.Error as error:
-            raise StoreUnavailable("database", f"{self.database.describe()}: {error}") from error
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        try:
-            with self.conn.transaction():
-                yield
-        except psycopg.Error as error:
-            raise StoreUnavailable("database", f"{self.database.describe()}: {error}") from error
-
-    def json_in(self, value: dict[str, str]) -> Any:
-        return Jsonb(value)
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 # --------------------------------------------------------------- the worker
 
 
@@ -342,7 +197,7 @@ class Deliveries:
         self.max_attempts = max_attempts
         self.lease = timedelta(seconds=lease)
         self.batch = max(batch, 1)
-        self._db: _Backend = _SQLite(database) if database.kind == "sqlite" else _Postgres(database)
+        self._db: SqlBackend = connect(database)
         #: What the SQL templates name: the tables (schema-qualified) and column types.
         self._names = {
             "position": self._db.table("partnerledger_delivery_position"),
@@ -419,7 +274,7 @@ class Deliveries:
                 ON CONFLICT DO NOTHING""",
         ]
         with db.transaction():
-            if isinstance(db, _Postgres):
+            if isinstance(db, PostgresBackend):
                 # Concurrent CREATE TABLE IF NOT EXISTS can collide in the catalog.
                 self._run("SELECT pg_advisory_xact_lock(?)", (0x70617274,))
             for statement in statements:
@@ -448,15 +303,15 @@ class Deliveries:
             impl.plugin_name for impl in rules.pm.hook.partnerledger_notify.get_hookimpls()
         }
         position = self.position()
-        networks = _networks_until(ledger, position)
+        networks = networks_until(ledger.store, position)
         enabled: dict[str, tuple[int, dict[str, Any], list[_Problem]]] = {}
         queued = 0
-        for batch in _chunks(ledger.store.read(after=position, page=self.batch), self.batch):
+        for batch in chunks(ledger.store.read(after=position, page=self.batch), self.batch):
             work = ledger.unit_of_work()
             rows: list[_Row] = []
             for at, event in batch:
                 if event.type in NETWORK_TOPICS:
-                    _apply(networks, event)
+                    apply_network(networks, event)
                 network = networks.get(event.network)
                 if network is None or not network.plugins.keys() & notifiers:
                     continue
@@ -791,39 +646,6 @@ class _Channels:
         if self._http is not None:
             self._http.close()
             self._http = None
-
-
-# ---------------------------------------------------------- reading the log
-
-
-def _chunks(events: Iterator[tuple[int, Event]], size: int) -> Iterator[list[tuple[int, Event]]]:
-    chunk: list[tuple[int, Event]] = []
-    for item in events:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _apply(networks: dict[str, Network], event: Event) -> None:
-    network = networks.get(event.network)
-    if network is None:
-        network = networks[event.network] = Network(network_id(event.network))
-    network.apply(event)
-
-
-def _networks_until(ledger: Ledger, position: int) -> dict[str, Network]:
-    """Every network's state as of a log position."""
-    networks: dict[str, Network] = {}
-    if position <= 0:
-        return networks
-    for at, event in ledger.store.read(topics=NETWORK_TOPICS):
-        if at > position:
-            break
-        _apply(networks, event)
-    return networks
 
 
 @dataclass(frozen=True)

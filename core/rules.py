@@ -13,7 +13,7 @@ from typing import Literal
 
 import msgspec
 
-from .commands import AwareDatetime, Tier
+from .types import AwareDatetime
 
 
 class Window(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,7 +142,6 @@ __all__ = [
     "Message",
     "ReferralFacts",
     "Score",
-    "Tier",
     "TierChoice",
     "Veto",
     "Window",

@@ -6,6 +6,7 @@ Importing this package registers every rule in :data:`ROUTES`.
 from .agreement import Agreement, agreement_id
 from .base import ROUTES, Aggregate, Lookup, Route
 from .chapter import Activity, Meeting, activity_id, meeting_id
+from .closing import Closing, Payout, closing_id, payout_id
 from .introduction import Introduction, introduction_id
 from .member import Member, member_id
 from .network import Network, network_id
@@ -19,6 +20,8 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     Agreement,
     Meeting,
     Activity,
+    Closing,
+    Payout,
 )
 
 __all__ = [
@@ -27,18 +30,22 @@ __all__ = [
     "Activity",
     "Aggregate",
     "Agreement",
+    "Closing",
     "Introduction",
     "Lookup",
     "Meeting",
     "Member",
     "Network",
+    "Payout",
     "Referral",
     "Route",
     "activity_id",
     "agreement_id",
+    "closing_id",
     "introduction_id",
     "meeting_id",
     "member_id",
     "network_id",
+    "payout_id",
     "referral_id",
 ]

@@ -1,0 +1,387 @@
+"""Projections: views kept in tables beside the log, following it exactly once.
+
+A :class:`Projection` turns events into rows of its own tables. A
+:class:`Projector` reads the log after each projection's *tracking
+position* and hands it the events in batches; a batch's rows and the new
+position are written in **one transaction**, so a process killed halfway
+leaves every view at the end of its last whole batch, and the next run
+resumes there: nothing is counted twice, nothing is skipped.
+
+Several processes may follow the same log (a worker and the web processes
+on PostgreSQL, or a writer catching up right after its own command on
+SQLite): a batch moves the tracking position only from the value it read
+(``UPDATE ... WHERE position = ?``, taken first in the transaction), so when
+two processes race for a batch one commits it and the other rolls back and
+reads again.
+
+Projections are disposable. :meth:`Projector.rebuild` drops a view's tables,
+sets its position to 0 and replays the log; a projection whose ``version``
+changed since its rows were written is rebuilt the same way when it is next
+opened. The tracking table is ``partnerledger_projections`` (name, version,
+position).
+
+Events are judged with the network's state *as of the event* (its plugins
+and their settings, its tier ladder): the projector keeps every network's
+aggregate up to date while it reads, and hands projections a
+:class:`Networks` view of it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+from .commands import command_type
+from .domain import ROUTES, Network, network_id
+from .errors import InvalidCommand
+from .events import Event
+from .ledger import utc_now
+from .pluginmanager import Rules
+from .sql import PostgresBackend, SqlBackend, connect
+from .store import Store
+
+#: Event types of a network's own stream (its plugins among them).
+NETWORK_TOPICS: tuple[str, ...] = tuple(
+    command_type(cls) for cls, route in ROUTES.items() if route.aggregate is Network
+)
+TRACKING = "partnerledger_projections"
+#: Events per transaction when a projection catches up.
+BATCH = 2000
+_LOCK = 0x70617275  # PostgreSQL advisory lock taken while creating tables
+
+
+def chunks(events: Iterator[tuple[int, Event]], size: int) -> Iterator[list[tuple[int, Event]]]:
+    """The log read in lists of at most ``size`` events."""
+    chunk: list[tuple[int, Event]] = []
+    for item in events:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def apply_network(networks: dict[str, Network], event: Event) -> None:
+    """Evolve the network an event of a network's stream belongs to."""
+    network = networks.get(event.network)
+    if network is None:
+        network = networks[event.network] = Network(network_id(event.network))
+    network.apply(event)
+
+
+def networks_until(store: Store, position: int) -> dict[str, Network]:
+    """Every network's state as of a log position."""
+    networks: dict[str, Network] = {}
+    if position <= 0:
+        return networks
+    for at, event in store.read(topics=NETWORK_TOPICS):
+        if at > position:
+            break
+        apply_network(networks, event)
+    return networks
+
+
+class Networks:
+    """Every network as of the event being projected, with its enabled plugins' settings."""
+
+    def __init__(self, rules: Rules, networks: dict[str, Network]) -> None:
+        self.rules = rules
+        self._networks = networks
+        self._enabled: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def get(self, slug: str) -> Network | None:
+        """The network, or ``None`` before it was created."""
+        return self._networks.get(slug)
+
+    def enabled(self, slug: str) -> dict[str, Any]:
+        """The network's enabled (installed) plugins with their validated settings.
+
+        A plugin whose recorded settings its current version rejects is left
+        out: a view never fails on it (the plugin's own pages say why).
+        """
+        network = self._networks.get(slug)
+        if network is None:
+            return {}
+        cached = self._enabled.get(slug)
+        if cached is not None and cached[0] == network.version:
+            return cached[1]
+        enabled: dict[str, Any] = {}
+        for name, raw in network.plugins.items():
+            if self.rules.plugin(name) is None:
+                continue
+            try:
+                enabled[name] = self.rules.settings(name, raw)
+            except InvalidCommand:
+                continue
+        self._enabled[slug] = (network.version, enabled)
+        return enabled
+
+    def apply(self, event: Event) -> None:
+        if event.type in NETWORK_TOPICS:
+            apply_network(self._networks, event)
+
+
+class Projection(ABC):
+    """A view: tables of its own, filled from events.
+
+    Subclasses name the view (``name``), the tables they own (``tables``,
+    dropped on rebuild), their DDL (:meth:`create`) and what an event does to
+    their rows (:meth:`handle`, called inside the batch's transaction, in log
+    order). A projection may keep changes in memory while a batch is handled
+    and write them in :meth:`flush`, at the end of the same transaction;
+    :meth:`discard` forgets them when the transaction is rolled back.
+    Bump ``version`` when the rows a projection writes change meaning: its
+    view is then rebuilt from the log when next opened.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    tables: ClassVar[tuple[str, ...]]
+    #: The event types it reads; empty for every event.
+    topics: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, db: SqlBackend, rules: Rules) -> None:
+        self.db = db
+        self.rules = rules
+
+    def t(self, name: str) -> str:
+        """A table name as SQL must write it."""
+        return self.db.table(name)
+
+    @abstractmethod
+    def create(self) -> None:
+        """Create the tables and indexes if they do not exist."""
+
+    @abstractmethod
+    def handle(self, position: int, event: Event, networks: Networks) -> None:
+        """Change the view for one event."""
+
+    def flush(self) -> None:  # noqa: B027  # optional: most projections write as they go
+        """Write what :meth:`handle` kept in memory (inside the batch's transaction)."""
+
+    def discard(self) -> None:  # noqa: B027
+        """Forget what :meth:`handle` kept in memory (the batch was rolled back)."""
+
+
+#: Every projection by name, in the order they are run.
+PROJECTIONS: dict[str, type[Projection]] = {}
+
+
+def projection(cls: type[Projection]) -> type[Projection]:
+    """Register a projection class (a class decorator)."""
+    PROJECTIONS[cls.name] = cls
+    return cls
+
+
+def _registered() -> dict[str, type[Projection]]:
+    from . import views  # noqa: F401  # registers the built-in views
+
+    return PROJECTIONS
+
+
+class _Moved(Exception):
+    """Another process moved a tracking position first: the batch was rolled back."""
+
+
+class Projector:
+    """Keeps the views of one store up to date."""
+
+    def __init__(
+        self,
+        store: Store,
+        rules: Rules | None = None,
+        names: Sequence[str] | None = None,
+        *,
+        batch: int = BATCH,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        from .ledger import default_rules
+
+        registered = _registered()
+        for name in names or ():
+            if name not in registered:
+                raise InvalidCommand(
+                    "projection", f"no projection {name!r}; known: {', '.join(registered)}"
+                )
+        self.store = store
+        self.rules = rules if rules is not None else default_rules()
+        self.batch = max(batch, 1)
+        self.clock = clock
+        self.db = connect(store.database)
+        chosen = [n for n in registered if not names or n in names]
+        self.projections: dict[str, Projection] = {
+            name: registered[name](self.db, self.rules) for name in chosen
+        }
+        try:
+            self._create()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def close(self) -> None:
+        """Release the connection."""
+        self.db.close()
+
+    def __enter__(self) -> Projector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _create(self) -> None:
+        with self.db.transaction():
+            if isinstance(self.db, PostgresBackend):
+                # Concurrent CREATE TABLE IF NOT EXISTS can collide in the catalog.
+                self.db.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK,))
+            self.db.execute(
+                f"""CREATE TABLE IF NOT EXISTS {self.db.table(TRACKING)} (
+                    name TEXT PRIMARY KEY,
+                    version INTEGER NOT NULL,
+                    position BIGINT NOT NULL,
+                    updated_at {self.db.timestamp}
+                )"""
+            )
+            stored = self._stored()
+            for name, view in self.projections.items():
+                if name in stored and stored[name][0] != view.version:
+                    self._drop(view)
+                    self.db.execute(
+                        f"UPDATE {self.db.table(TRACKING)} SET version = ?, position = 0 "
+                        "WHERE name = ?",
+                        (view.version, name),
+                    )
+                view.create()
+                self.db.execute(
+                    f"INSERT INTO {self.db.table(TRACKING)} (name, version, position) "
+                    "VALUES (?, ?, 0) ON CONFLICT DO NOTHING",
+                    (name, view.version),
+                )
+
+    def _stored(self) -> dict[str, tuple[int, int]]:
+        _, rows = self.db.execute(f"SELECT name, version, position FROM {self.db.table(TRACKING)}")
+        return {str(name): (int(version), int(position)) for name, version, position in rows}
+
+    def _drop(self, view: Projection) -> None:
+        for table in view.tables:
+            self.db.execute(f"DROP TABLE IF EXISTS {self.db.table(table)}")
+
+    def positions(self) -> dict[str, int]:
+        """Each view's tracking position: the last log position it reflects."""
+        stored = self._stored()
+        return {name: stored.get(name, (0, 0))[1] for name in self.projections}
+
+    def lag(self) -> int:
+        """How many log positions the furthest-behind view is behind the log."""
+        last = self.store.last_position()
+        return max((last - p for p in self.positions().values()), default=0)
+
+    def catch_up(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Bring every view up to the end of the log; returns how many events it handled.
+
+        ``progress(done, last_position)`` is called after each batch.
+        """
+        handled = 0
+        while True:
+            try:
+                return handled + self._catch_up(progress)
+            except _Moved:
+                continue  # another process took a batch: read the positions again
+
+    def _catch_up(self, progress: Callable[[int, int], None] | None) -> int:
+        positions = self.positions()
+        start = min(positions.values(), default=0)
+        last = self.store.last_position()
+        if start >= last:
+            return 0
+        networks = Networks(self.rules, networks_until(self.store, start))
+        handled = 0
+        for batch in chunks(self.store.read(after=start, page=self.batch), self.batch):
+            end = batch[-1][0]
+            stamp = self.db.ts(self.clock())
+            try:
+                with self.db.transaction():
+                    for name in self.projections:
+                        if positions[name] >= end:
+                            continue
+                        moved, _ = self.db.execute(
+                            f"UPDATE {self.db.table(TRACKING)} SET position = ?, updated_at = ? "
+                            "WHERE name = ? AND position = ?",
+                            (end, stamp, name, positions[name]),
+                        )
+                        if moved != 1:
+                            raise _Moved(name)
+                    for position, event in batch:
+                        networks.apply(event)
+                        for name, view in self.projections.items():
+                            if position > positions[name] and (
+                                not view.topics or event.type in view.topics
+                            ):
+                                view.handle(position, event, networks)
+                    for view in self.projections.values():
+                        view.flush()
+            except BaseException:
+                for view in self.projections.values():
+                    view.discard()
+                raise
+            for name in self.projections:
+                positions[name] = max(positions[name], end)
+            handled += len(batch)
+            if progress is not None:
+                progress(handled, last)
+        return handled
+
+    def rebuild(
+        self,
+        names: Sequence[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Drop the named views (all by default) and replay the whole log into them."""
+        chosen = [self.projections[n] for n in self.projections if not names or n in names]
+        for name in names or ():
+            if name not in self.projections:
+                raise InvalidCommand("projection", f"no projection {name!r}")
+        with self.db.transaction():
+            if isinstance(self.db, PostgresBackend):
+                self.db.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK,))
+            for view in chosen:
+                self._drop(view)
+                view.create()
+                self.db.execute(
+                    f"UPDATE {self.db.table(TRACKING)} SET version = ?, position = 0 "
+                    "WHERE name = ?",
+                    (view.version, view.name),
+                )
+        return self.catch_up(progress)
+
+    def follow(self, stop: threading.Event, poll: float = 0.2) -> None:
+        """Catch up, then keep catching up every ``poll`` seconds until ``stop`` is set."""
+        while not stop.is_set():
+            if self.catch_up() == 0:
+                stop.wait(poll)
+
+    def wait_until(self, position: int, timeout: float = 10.0) -> bool:
+        """Wait (polling) until every view reflects ``position``; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while min(self.positions().values(), default=position) < position:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+
+__all__ = [
+    "NETWORK_TOPICS",
+    "PROJECTIONS",
+    "Networks",
+    "Projection",
+    "Projector",
+    "apply_network",
+    "chunks",
+    "networks_until",
+    "projection",
+]

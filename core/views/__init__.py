@@ -1,0 +1,5 @@
+"""The built-in views: importing this package registers each projection.
+
+Each module owns its tables, a :class:`~partnerledger.projection.Projection`
+that fills them from the log, and the queries that read them.
+"""
