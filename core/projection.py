@@ -28,11 +28,12 @@ aggregate up to date while it reads, and hands projections a
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from .commands import command_type
@@ -161,11 +162,33 @@ class Projection(ABC):
     def handle(self, position: int, event: Event, networks: Networks) -> None:
         """Change the view for one event."""
 
+    def dump(self) -> list[tuple[str, ...]]:
+        """Every row of every table, as text, in a canonical order (to compare views)."""
+        rows: list[tuple[str, ...]] = []
+        for table in self.tables:
+            _, found = self.db.execute(f"SELECT * FROM {self.t(table)}")
+            rows.extend(sorted((table, *(_text(v) for v in row)) for row in found))
+        return rows
+
     def flush(self) -> None:  # noqa: B027  # optional: most projections write as they go
         """Write what :meth:`handle` kept in memory (inside the batch's transaction)."""
 
     def discard(self) -> None:  # noqa: B027
         """Forget what :meth:`handle` kept in memory (the batch was rolled back)."""
+
+
+def _text(value: Any) -> str:
+    """A stored value as text that reads the same from SQLite and PostgreSQL."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, str) and value.startswith(("{", "[")):
+        try:
+            return json.dumps(json.loads(value), sort_keys=True)
+        except ValueError:
+            return value
+    return "" if value is None else str(value)
 
 
 #: Every projection by name, in the order they are run.
