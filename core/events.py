@@ -14,7 +14,8 @@ from uuid import UUID
 
 import msgspec
 
-from .commands import AnyCommand, AwareDatetime, Command
+from .commands import AnyCommand, Command
+from .types import AwareDatetime
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):

@@ -146,9 +146,11 @@ class Projection(ABC):
     #: The event types it reads; empty for every event.
     topics: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, db: SqlBackend, rules: Rules) -> None:
+    def __init__(self, db: SqlBackend, rules: Rules, store: Store) -> None:
         self.db = db
         self.rules = rules
+        #: The log, for projections that rebuild an aggregate as of an event.
+        self.store = store
 
     def t(self, name: str) -> str:
         """A table name as SQL must write it."""
@@ -170,8 +172,11 @@ class Projection(ABC):
             rows.extend(sorted((table, *(_text(v) for v in row)) for row in found))
         return rows
 
-    def flush(self) -> None:  # noqa: B027  # optional: most projections write as they go
-        """Write what :meth:`handle` kept in memory (inside the batch's transaction)."""
+    def flush(self, networks: Networks) -> None:  # noqa: B027  # most projections write as they go
+        """Write what :meth:`handle` kept in memory (inside the batch's transaction).
+
+        ``networks`` holds every network as of the batch's last event.
+        """
 
     def discard(self) -> None:  # noqa: B027
         """Forget what :meth:`handle` kept in memory (the batch was rolled back)."""
@@ -238,7 +243,7 @@ class Projector:
         self.db = connect(store.database)
         chosen = [n for n in registered if not names or n in names]
         self.projections: dict[str, Projection] = {
-            name: registered[name](self.db, self.rules) for name in chosen
+            name: registered[name](self.db, self.rules, store) for name in chosen
         }
         try:
             self._create()
@@ -346,7 +351,7 @@ class Projector:
                             ):
                                 view.handle(position, event, networks)
                     for view in self.projections.values():
-                        view.flush()
+                        view.flush(networks)
             except BaseException:
                 for view in self.projections.values():
                     view.discard()

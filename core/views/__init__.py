@@ -3,3 +3,8 @@
 Each module owns its tables, a :class:`~partnerledger.projection.Projection`
 that fills them from the log, and the queries that read them.
 """
+
+from . import (
+    standings,  # noqa: F401
+    trail,  # noqa: F401
+)

@@ -1,0 +1,845 @@
+"""Standings: every member's score and tier in every period of its network.
+
+The view keeps two kinds of rows:
+
+*Activity*, the inputs of scoring, in tables keyed by UTC day: additive
+counters per member and day (referrals given and received, conversions,
+converted value, thanks for closed business, visitors, testimonials,
+trainings, one-to-ones, introductions; amounts in exact units of 1/10,000),
+the latest attendance line per meeting and member, each referral's sender,
+each conversion's time and each member's first appearance. A period's
+:class:`~partnerledger.rules.Activity` is summed from them by SQL over the
+period's window, so the work grows with the members and days of one window,
+never with the history. It equals what :mod:`partnerledger.activity` computes
+from the log (a test compares them).
+
+*Standings*, one row per network, period and member: the window scored (the
+scoring plugin's ``window_months`` ending with the period, else the period
+itself), the activity, the score (with its breakdown, e.g. the seven
+traffic-light sections, the total and the colour) and the tier the tiering
+plugin gives it, with the previous period's tier and the periods already
+spent below it (for grace periods). Rows of open periods are *provisional*:
+recomputed with the network's plugins and settings as they are now, after
+every batch of events that could change them (an event changes the period
+it falls in and every later one, through the chain of previous tiers; a
+change of plugins, settings or tier ladder changes every period). Rows of a
+*closed* period are the recorded ``tier.decided`` events (with any
+``tier.overridden``): never recomputed, whatever the rules or the code.
+Periods run from the network's creation to the latest business time of any
+of its events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from ..activity import last_months
+from ..commands import (
+    IntroductionMade,
+    MeetingAttended,
+    MemberInvited,
+    MemberJoined,
+    MemberLeft,
+    MemberReinstated,
+    MemberSuspended,
+    OneToOneHeld,
+    PeriodClosed,
+    ReferralConverted,
+    ReferralReversed,
+    ReferralSent,
+    TestimonialGiven,
+    TierDecided,
+    TierOverridden,
+    TrainingCompleted,
+    TyfcbReported,
+    VisitorBrought,
+    command_type,
+)
+from ..domain import Network
+from ..errors import NotFound
+from ..events import Event
+from ..periods import Calendar, Period
+from ..pluginmanager import PluginFailed, Rules
+from ..projection import NETWORK_TOPICS, Networks, Projection, projection
+from ..rules import Activity, Decision, Score, TierChoice, Window
+from ..sql import SqlBackend
+
+#: Amounts are kept as integers of this many units per currency unit.
+UNITS = Decimal(10_000)
+_ACTIVITY_FIELDS = (
+    "referrals_given",
+    "referrals_received",
+    "referrals_given_converted",
+    "converted_value_given",
+    "tyfcb_received",
+    "visitors",
+    "testimonials_given",
+    "trainings",
+    "one_to_ones",
+    "introductions",
+)
+_AMOUNTS = ("converted_value_given", "tyfcb_received")
+_STATUSES = ("present", "late", "absent", "substitute", "medical")
+
+_encode = msgspec.json.Encoder(decimal_format="string", order="sorted").encode
+_decision = msgspec.json.Decoder(Decision | None).decode
+_activity = msgspec.json.Decoder(Activity).decode
+
+
+def inputs_digest(activity: Activity) -> str:
+    """The digest of a decision's inputs: SHA-256 of the activity's canonical JSON."""
+    return "sha256:" + hashlib.sha256(_encode(activity)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One member's standing in one period."""
+
+    network: str
+    period: str
+    member: str
+    status: str  # the member's status now
+    window: Window
+    activity: Activity
+    score: Decision | None  # a Score decision; None without a scoring plugin
+    tier: Decision | None  # a TierChoice decision; None without a tiering plugin
+    previous: str | None  # the tier held in the previous period
+    periods_below: int  # periods in a row already kept below the previous tier
+    streak: int  # this period included: periods kept in a tier while below it
+    closed: bool  # recorded at a period close (never recomputed)
+    override: str | None = None  # a coordinator's override: the tier given
+    override_reason: str | None = None
+    problem: str | None = None  # a plugin failed: why
+
+    @property
+    def total(self) -> Decimal | None:
+        """The score's total."""
+        value = self.score.value if self.score else None
+        return value.total if isinstance(value, Score) else None
+
+    @property
+    def label(self) -> str | None:
+        """The score's label (a traffic-light colour)."""
+        value = self.score.value if self.score else None
+        return value.label if isinstance(value, Score) else None
+
+    @property
+    def tier_name(self) -> str | None:
+        """The tier in force: the override if any, else the decided tier."""
+        if self.override_reason is not None:
+            return self.override
+        value = self.tier.value if self.tier else None
+        return value.tier if isinstance(value, TierChoice) else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON (money and scores as strings)."""
+        score = self.score.value if self.score else None
+        return {
+            "network": self.network,
+            "period": self.period,
+            "member": self.member,
+            "status": self.status,
+            "window": {"start": self.window.start, "end": self.window.end},
+            "score": str(score.total) if isinstance(score, Score) else None,
+            "label": self.label,
+            "breakdown": (
+                {k: str(v) for k, v in score.breakdown.items()} if isinstance(score, Score) else {}
+            ),
+            "tier": self.tier_name,
+            "decided_tier": (
+                self.tier.value.tier
+                if self.tier and isinstance(self.tier.value, TierChoice)
+                else None
+            ),
+            "reason": (
+                self.tier.value.reason
+                if self.tier and isinstance(self.tier.value, TierChoice)
+                else None
+            ),
+            "scoring_plugin": (
+                {"name": self.score.plugin, "version": self.score.version} if self.score else None
+            ),
+            "tiering_plugin": (
+                {"name": self.tier.plugin, "version": self.tier.version} if self.tier else None
+            ),
+            "previous": self.previous,
+            "periods_below": self.periods_below,
+            "closed": self.closed,
+            "override_reason": self.override_reason,
+            "problem": self.problem,
+            "activity": msgspec.to_builtins(self.activity),
+        }
+
+
+def period_window(rules: Rules, enabled: dict[str, Any], period: Period) -> Window:
+    """The window scored for a period: a scoring plugin's ``window_months``, else the period."""
+    for name, settings in enabled.items():
+        if not rules.implements(name, "partnerledger_score"):
+            continue
+        months = getattr(settings, "window_months", None)
+        if isinstance(months, int):
+            return last_months(period.end, months)
+    return Window(start=period.start, end=period.end)
+
+
+def _units(amount: Decimal) -> int:
+    return int(amount * UNITS)
+
+
+def _day(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+_TOPICS = (
+    MemberInvited,
+    MemberJoined,
+    MemberSuspended,
+    MemberReinstated,
+    MemberLeft,
+    MeetingAttended,
+    ReferralSent,
+    ReferralConverted,
+    ReferralReversed,
+    TyfcbReported,
+    VisitorBrought,
+    TestimonialGiven,
+    TrainingCompleted,
+    OneToOneHeld,
+    IntroductionMade,
+    PeriodClosed,
+    TierDecided,
+    TierOverridden,
+)
+
+
+@projection
+class Standings(Projection):
+    """Activity per day and member, and standings per period and member."""
+
+    name = "standings"
+    version = 1
+    tables = (
+        "partnerledger_standing_members",
+        "partnerledger_standing_counts",
+        "partnerledger_standing_attendance",
+        "partnerledger_standing_senders",
+        "partnerledger_standing_conversions",
+        "partnerledger_standing_spans",
+        "partnerledger_standing_closed",
+        "partnerledger_standings",
+    )
+    topics = NETWORK_TOPICS + tuple(command_type(cls) for cls in _TOPICS)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._counts: dict[tuple[str, str, str, str], list[int]] = {}
+        #: network → the earliest business time changed in this batch (None: everything)
+        self._dirty: dict[str, datetime | None] = {}
+
+    def create(self) -> None:
+        ts = self.db.timestamp
+        for statement in (
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_standing_members")} (
+                network TEXT NOT NULL, member TEXT NOT NULL, status TEXT NOT NULL,
+                first_at {ts} NOT NULL, first_position BIGINT NOT NULL,
+                PRIMARY KEY (network, member))""",
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_standing_counts")} (
+                network TEXT NOT NULL, member TEXT NOT NULL, day TEXT NOT NULL,
+                field TEXT NOT NULL, count BIGINT NOT NULL, amount BIGINT NOT NULL,
+                PRIMARY KEY (network, day, member, field))""",
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_standing_attendance")} (
+                network TEXT NOT NULL, meeting TEXT NOT NULL, member TEXT NOT NULL,
+                status TEXT NOT NULL, occurred_at {ts} NOT NULL,
+                PRIMARY KEY (network, meeting, member))""",
+            f"""CREATE INDEX IF NOT EXISTS partnerledger_standing_attendance_time
+                ON {self.t("partnerledger_standing_attendance")} (network, occurred_at)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_standing_senders")} (
+                network TEXT NOT NULL, referral TEXT NOT NULL, member TEXT NOT NULL,
+                PRIMARY KEY (network, referral))""",
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_standing_conversions")} (
+                network TEXT NOT NULL, position BIGINT NOT NULL, member TEXT NOT NULL,
+                occurred_at {ts} NOT NULL, PRIMARY KEY (network, position))""",
+            f"""CREATE INDEX IF NOT EXISTS partnerledger_standing_conversions_member
+                ON {self.t("partnerledger_standing_conversions")} (network, member, occurred_at)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_standing_spans")} (
+                network TEXT PRIMARY KEY, first_at {ts} NOT NULL, last_at {ts} NOT NULL)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_standing_closed")} (
+                network TEXT NOT NULL, period TEXT NOT NULL, PRIMARY KEY (network, period))""",
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_standings")} (
+                network TEXT NOT NULL, period TEXT NOT NULL, member TEXT NOT NULL,
+                period_start {ts} NOT NULL, window_start {ts} NOT NULL, window_end {ts} NOT NULL,
+                activity TEXT NOT NULL, score TEXT NOT NULL, tier TEXT NOT NULL,
+                tier_name TEXT, previous TEXT, periods_below INTEGER NOT NULL,
+                streak INTEGER NOT NULL, closed INTEGER NOT NULL,
+                override TEXT, override_reason TEXT, problem TEXT,
+                PRIMARY KEY (network, period, member))""",
+            f"""CREATE INDEX IF NOT EXISTS partnerledger_standings_member
+                ON {self.t("partnerledger_standings")} (network, member, period_start)""",
+        ):
+            self.db.execute(statement)
+
+    # -- handling events --------------------------------------------------
+
+    def _touch(self, network: str, moment: datetime | None) -> None:
+        """Mark the network's periods from ``moment`` on (all with ``None``) for recomputing."""
+        if network in self._dirty and self._dirty[network] is None:
+            return
+        current = self._dirty.get(network, moment)
+        if moment is None or current is None:
+            self._dirty[network] = None
+        else:
+            self._dirty[network] = min(current, moment)
+
+    def _count(
+        self, network: str, member: str, when: datetime, field: str, amount: int = 0
+    ) -> None:
+        key = (network, _day(when), member, field)
+        found = self._counts.get(key)
+        if found is None:
+            self._counts[key] = [0 if field in _AMOUNTS else 1, amount]
+        else:
+            found[0] += 0 if field in _AMOUNTS else 1
+            found[1] += amount
+
+    def _sender(self, network: str, referral: str) -> str | None:
+        _, rows = self.db.execute(
+            f"SELECT member FROM {self.t('partnerledger_standing_senders')} "
+            "WHERE network = ? AND referral = ?",
+            (network, referral),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def handle(self, position: int, event: Event, networks: Networks) -> None:
+        command: Any = event.command
+        network: str = command.network
+        when: datetime = command.occurred_at
+        if event.type in NETWORK_TOPICS:
+            self._span(network, when)
+            self._touch(network, None)  # plugins, settings or ladder: every period
+            return
+        if isinstance(command, PeriodClosed | TierDecided | TierOverridden):
+            self._record(position, command, networks)
+            return
+        self._span(network, when)
+        self._touch(network, when)
+        if isinstance(command, MemberInvited | MemberJoined):
+            self.db.execute(
+                f"""INSERT INTO {self.t("partnerledger_standing_members")}
+                (network, member, status, first_at, first_position) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (network, member) DO UPDATE SET status = excluded.status""",
+                (
+                    network,
+                    command.member,
+                    "invited" if isinstance(command, MemberInvited) else "active",
+                    self.db.ts(when),
+                    position,
+                ),
+            )
+        elif isinstance(command, MemberSuspended | MemberReinstated | MemberLeft):
+            status = {MemberSuspended: "suspended", MemberReinstated: "active"}.get(
+                type(command), "left"
+            )
+            self.db.execute(
+                f"UPDATE {self.t('partnerledger_standing_members')} SET status = ? "
+                "WHERE network = ? AND member = ?",
+                (status, network, command.member),
+            )
+        elif isinstance(command, MeetingAttended):
+            _, rows = self.db.execute(
+                f"SELECT occurred_at FROM {self.t('partnerledger_standing_attendance')} "
+                "WHERE network = ? AND meeting = ? AND member = ?",
+                (network, command.meeting, command.member),
+            )
+            if rows:  # a correction also changes the period of the line it replaces
+                self._touch(network, self.db.dt(rows[0][0]))
+            self.db.execute(
+                f"""INSERT INTO {self.t("partnerledger_standing_attendance")}
+                (network, meeting, member, status, occurred_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (network, meeting, member) DO UPDATE
+                SET status = excluded.status, occurred_at = excluded.occurred_at""",
+                (network, command.meeting, command.member, command.status, self.db.ts(when)),
+            )
+        elif isinstance(command, ReferralSent):
+            self.db.execute(
+                f"INSERT INTO {self.t('partnerledger_standing_senders')} "
+                "(network, referral, member) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (network, command.referral, command.from_member),
+            )
+            self._count(network, command.from_member, when, "referrals_given")
+            self._count(network, command.to_member, when, "referrals_received")
+        elif isinstance(command, ReferralConverted):
+            sender = self._sender(network, command.referral)
+            if sender is not None:
+                self._count(network, sender, when, "referrals_given_converted")
+                self._count(
+                    network, sender, when, "converted_value_given", _units(command.deal_value)
+                )
+                self.db.execute(
+                    f"INSERT INTO {self.t('partnerledger_standing_conversions')} "
+                    "(network, position, member, occurred_at) VALUES (?, ?, ?, ?)",
+                    (network, position, sender, self.db.ts(when)),
+                )
+        elif isinstance(command, ReferralReversed):
+            sender = self._sender(network, command.referral)
+            if sender is not None:
+                value = -_units(command.amount)
+                self._count(network, sender, when, "converted_value_given", value)
+        elif isinstance(command, TyfcbReported):
+            self._count(
+                network, command.thanked_member, when, "tyfcb_received", _units(command.amount)
+            )
+        elif isinstance(command, VisitorBrought):
+            self._count(network, command.member, when, "visitors")
+        elif isinstance(command, TestimonialGiven):
+            self._count(network, command.member, when, "testimonials_given")
+        elif isinstance(command, TrainingCompleted):
+            self._count(network, command.member, when, "trainings")
+        elif isinstance(command, OneToOneHeld):
+            self._count(network, command.member, when, "one_to_ones")
+            self._count(network, command.with_member, when, "one_to_ones")
+        elif isinstance(command, IntroductionMade):
+            self._count(network, command.introducer, when, "introductions")
+
+    def _span(self, network: str, when: datetime) -> None:
+        stamp = self.db.ts(when)
+        spans = self.t("partnerledger_standing_spans")
+        self.db.execute(
+            f"""INSERT INTO {spans} (network, first_at, last_at)
+            VALUES (?, ?, ?) ON CONFLICT (network) DO UPDATE SET
+            first_at = CASE WHEN excluded.first_at < {spans}.first_at
+                THEN excluded.first_at ELSE {spans}.first_at END,
+            last_at = CASE WHEN excluded.last_at > {spans}.last_at
+                THEN excluded.last_at ELSE {spans}.last_at END""",
+            (network, stamp, stamp),
+        )
+
+    def _record(
+        self,
+        position: int,
+        command: PeriodClosed | TierDecided | TierOverridden,
+        networks: Networks,
+    ) -> None:
+        """A period close's recorded decisions replace the provisional rows, for good."""
+        network = networks.get(command.network)
+        assert network is not None
+        period = Calendar.of(network).parse(command.period)
+        self._touch(command.network, period.end)  # later periods' previous tier changes
+        table = self.t("partnerledger_standings")
+        if isinstance(command, PeriodClosed):
+            self.db.execute(
+                f"INSERT INTO {self.t('partnerledger_standing_closed')} (network, period) "
+                "VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (command.network, command.period),
+            )
+            # Members without a decision keep no provisional row in a closed period.
+            self.db.execute(
+                f"DELETE FROM {table} WHERE network = ? AND period = ? AND closed = 0",
+                (command.network, command.period),
+            )
+            return
+        if isinstance(command, TierOverridden):
+            self.db.execute(
+                f"UPDATE {table} SET override = ?, override_reason = ?, tier_name = ? "
+                "WHERE network = ? AND period = ? AND member = ?",
+                (
+                    command.tier,
+                    command.reason,
+                    command.tier,
+                    command.network,
+                    command.period,
+                    command.member,
+                ),
+            )
+            return
+        tier_name = (
+            command.tier.value.tier
+            if command.tier and isinstance(command.tier.value, TierChoice)
+            else None
+        )
+        score = command.score.value if command.score else None
+        ladder = _ladder(network, networks.enabled(command.network))
+        kept = (
+            tier_name is not None
+            and tier_name == command.previous
+            and isinstance(score, Score)
+            and score.total < ladder.get(tier_name, Decimal("-Infinity"))
+        )
+        self._write(
+            [
+                (
+                    command.network,
+                    command.period,
+                    command.member,
+                    self.db.ts(period.start),
+                    self.db.ts(command.inputs.window.start),
+                    self.db.ts(command.inputs.window.end),
+                    _encode(command.inputs).decode(),
+                    _encode(command.score).decode(),
+                    _encode(command.tier).decode(),
+                    tier_name,
+                    command.previous,
+                    command.periods_below,
+                    command.periods_below + 1 if kept else 0,
+                    1,
+                    None,
+                    None,
+                    None,
+                )
+            ]
+        )
+
+    def _write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        conflict = """ON CONFLICT (network, period, member) DO UPDATE SET
+            period_start = excluded.period_start, window_start = excluded.window_start,
+            window_end = excluded.window_end, activity = excluded.activity,
+            score = excluded.score, tier = excluded.tier, tier_name = excluded.tier_name,
+            previous = excluded.previous, periods_below = excluded.periods_below,
+            streak = excluded.streak, closed = excluded.closed, override = excluded.override,
+            override_reason = excluded.override_reason, problem = excluded.problem"""
+        self.db.executemany(
+            f"""INSERT INTO {self.t("partnerledger_standings")} (network, period, member,
+            period_start, window_start, window_end, activity, score, tier, tier_name,
+            previous, periods_below, streak, closed, override, override_reason, problem)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {conflict}""",
+            rows,
+        )
+
+    # -- writing a batch --------------------------------------------------
+
+    def flush(self, networks: Networks) -> None:
+        if self._counts:
+            self.db.executemany(
+                f"""INSERT INTO {self.t("partnerledger_standing_counts")}
+                (network, day, member, field, count, amount) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (network, day, member, field) DO UPDATE SET
+                count = {self.t("partnerledger_standing_counts")}.count + excluded.count,
+                amount = {self.t("partnerledger_standing_counts")}.amount + excluded.amount""",
+                [(*key, count, amount) for key, (count, amount) in self._counts.items()],
+            )
+            self._counts = {}
+        dirty, self._dirty = self._dirty, {}
+        for network, since in dirty.items():
+            self._recompute(networks, network, since)
+
+    def discard(self) -> None:
+        self._counts = {}
+        self._dirty = {}
+
+    def _recompute(self, networks: Networks, slug: str, since: datetime | None) -> None:
+        network = networks.get(slug)
+        if network is None:
+            return
+        span = _span(self.db, slug)
+        if span is None:
+            return
+        calendar = Calendar.of(network)
+        periods = calendar.between(span[0], span[1])
+        if since is not None:
+            first = calendar.containing(since)
+            periods = [p for p in periods if p.start >= first.start]
+        if not periods:
+            return
+        enabled = networks.enabled(slug)
+        closed = _closed(self.db, slug)
+        previous = {
+            s.member: s for s in read_period(self.db, slug, calendar.before(periods[0]).name)
+        }
+        table = self.t("partnerledger_standings")
+        for period in periods:
+            if period.name in closed:
+                previous = {s.member: s for s in read_period(self.db, slug, period.name)}
+                continue
+            found = compute(self.db, self.rules, network, enabled, period, previous)
+            self.db.execute(
+                f"DELETE FROM {table} WHERE network = ? AND period = ?", (slug, period.name)
+            )
+            self._write([_row(self.db, s, period) for s in found])
+            previous = {s.member: s for s in found}
+
+
+def _row(db: SqlBackend, s: Standing, period: Period) -> tuple[Any, ...]:
+    return (
+        s.network,
+        s.period,
+        s.member,
+        db.ts(period.start),
+        db.ts(s.window.start),
+        db.ts(s.window.end),
+        _encode(s.activity).decode(),
+        _encode(s.score).decode(),
+        _encode(s.tier).decode(),
+        s.tier_name,
+        s.previous,
+        s.periods_below,
+        s.streak,
+        1 if s.closed else 0,
+        s.override,
+        s.override_reason,
+        s.problem,
+    )
+
+
+def _ladder(network: Network, enabled: dict[str, Any]) -> dict[str, Decimal]:
+    """Tier name → threshold: the network's ladder, else a tiering plugin's own."""
+    rungs: Iterable[Any] = network.tiers
+    if not network.tiers:
+        for settings in enabled.values():
+            ladder = getattr(settings, "ladder", None)
+            if ladder:
+                rungs = ladder
+                break
+    return {tier.name: tier.threshold for tier in rungs}
+
+
+def _span(db: SqlBackend, network: str) -> tuple[datetime, datetime] | None:
+    _, rows = db.execute(
+        f"SELECT first_at, last_at FROM {db.table('partnerledger_standing_spans')} "
+        "WHERE network = ?",
+        (network,),
+    )
+    return (db.dt(rows[0][0]), db.dt(rows[0][1])) if rows else None
+
+
+def _closed(db: SqlBackend, network: str) -> set[str]:
+    _, rows = db.execute(
+        f"SELECT period FROM {db.table('partnerledger_standing_closed')} WHERE network = ?",
+        (network,),
+    )
+    return {str(r[0]) for r in rows}
+
+
+# ------------------------------------------------------------------ reading
+
+
+def activities(db: SqlBackend, network: str, window: Window, currency: str) -> dict[str, Activity]:
+    """Every member's activity in a window whose ends are midnights UTC, from the view's tables.
+
+    The members are those who appeared (invited or joined) before the
+    window's end, in order of appearance.
+    """
+    for end in (window.start, window.end):
+        if end.astimezone(UTC).time() != datetime.min.time():
+            raise ValueError("window: the view sums whole UTC days; start and end at midnight")
+    start, end = db.ts(window.start), db.ts(window.end)
+    _, members = db.execute(
+        f"SELECT member FROM {db.table('partnerledger_standing_members')} "
+        "WHERE network = ? AND first_at < ? ORDER BY first_position, member",
+        (network, end),
+    )
+    fields: dict[str, dict[str, Any]] = {str(m[0]): {} for m in members}
+    _, counts = db.execute(
+        f"""SELECT member, field, SUM(count), SUM(amount)
+        FROM {db.table("partnerledger_standing_counts")}
+        WHERE network = ? AND day >= ? AND day < ? GROUP BY member, field""",
+        (network, _day(window.start), _day(window.end)),
+    )
+    for member, field, count, amount in counts:
+        found = fields.get(str(member))
+        if found is None:
+            continue
+        if field in _AMOUNTS:
+            found[str(field)] = Decimal(int(amount)) / UNITS
+        else:
+            found[str(field)] = int(count)
+    attendance = db.table("partnerledger_standing_attendance")
+    _, held = db.execute(
+        f"SELECT COUNT(DISTINCT meeting) FROM {attendance} "
+        "WHERE network = ? AND occurred_at >= ? AND occurred_at < ?",
+        (network, start, end),
+    )
+    _, statuses = db.execute(
+        f"SELECT member, status, COUNT(*) FROM {attendance} "
+        "WHERE network = ? AND occurred_at >= ? AND occurred_at < ? GROUP BY member, status",
+        (network, start, end),
+    )
+    for member, status, count in statuses:
+        if str(member) in fields:
+            fields[str(member)][str(status)] = int(count)
+    _, last = db.execute(
+        f"SELECT member, MAX(occurred_at) FROM {db.table('partnerledger_standing_conversions')} "
+        "WHERE network = ? AND occurred_at < ? GROUP BY member",
+        (network, end),
+    )
+    for member, moment in last:
+        if str(member) in fields:
+            fields[str(member)]["last_conversion_at"] = db.dt(moment)
+    meetings = int(held[0][0]) if held else 0
+    return {
+        member: Activity(
+            network=network,
+            member=member,
+            window=window,
+            currency=currency,
+            meetings_held=meetings,
+            **values,
+        )
+        for member, values in fields.items()
+    }
+
+
+def compute(
+    db: SqlBackend,
+    rules: Rules,
+    network: Network,
+    enabled: dict[str, Any],
+    period: Period,
+    previous: dict[str, Standing],
+) -> list[Standing]:
+    """What the rules given decide for a period, from the view's activity (writes nothing).
+
+    ``previous`` holds the previous period's standings (their tiers and streaks).
+    """
+    window = period_window(rules, enabled, period)
+    ladder = _ladder(network, enabled)
+    found = []
+    for member, activity in activities(db, network.network, window, network.currency).items():
+        before = previous.get(member)
+        held = before.tier_name if before else None
+        below = before.streak if before else 0
+        score = tier = None
+        problem = None
+        try:
+            score = rules.score(activity, enabled)
+            if score is not None and isinstance(score.value, Score):
+                tier = rules.tier(
+                    score.value, network.tiers, enabled, previous=held, periods_below=below
+                )
+        except PluginFailed as error:
+            problem = error.reason
+        value = score.value if score else None
+        name = tier.value.tier if tier and isinstance(tier.value, TierChoice) else None
+        kept = (
+            name is not None
+            and name == held
+            and isinstance(value, Score)
+            and value.total < ladder.get(name, Decimal("-Infinity"))
+        )
+        found.append(
+            Standing(
+                network=activity.network,
+                period=period.name,
+                member=member,
+                status="",
+                window=window,
+                activity=activity,
+                score=score,
+                tier=tier,
+                previous=held,
+                periods_below=below,
+                streak=below + 1 if kept else 0,
+                closed=False,
+                problem=problem,
+            )
+        )
+    return found
+
+
+_COLUMNS = (
+    "s.network, s.period, s.member, m.status, s.window_start, s.window_end, s.activity, "
+    "s.score, s.tier, s.previous, s.periods_below, s.streak, s.closed, s.override, "
+    "s.override_reason, s.problem"
+)
+
+
+def _standing(db: SqlBackend, row: Sequence[Any]) -> Standing:
+    return Standing(
+        network=str(row[0]),
+        period=str(row[1]),
+        member=str(row[2]),
+        status=str(row[3] or ""),
+        window=Window(start=db.dt(row[4]), end=db.dt(row[5])),
+        activity=_activity(row[6]),
+        score=_decision(row[7]),
+        tier=_decision(row[8]),
+        previous=row[9],
+        periods_below=int(row[10]),
+        streak=int(row[11]),
+        closed=bool(row[12]),
+        override=row[13],
+        override_reason=row[14],
+        problem=row[15],
+    )
+
+
+def read_period(
+    db: SqlBackend, network: str, period: str, member: str | None = None
+) -> list[Standing]:
+    """The stored standings of one period (in order of members' appearance)."""
+    sql = (
+        f"SELECT {_COLUMNS} FROM {db.table('partnerledger_standings')} s "
+        f"LEFT JOIN {db.table('partnerledger_standing_members')} m "
+        "ON m.network = s.network AND m.member = s.member "
+        "WHERE s.network = ? AND s.period = ?"
+    )
+    params: list[Any] = [network, period]
+    if member is not None:
+        sql += " AND s.member = ?"
+        params.append(member)
+    _, rows = db.execute(sql + " ORDER BY m.first_position, s.member", params)
+    return [_standing(db, row) for row in rows]
+
+
+def history(db: SqlBackend, network: str, member: str) -> list[Standing]:
+    """One member's standing in every period, oldest first."""
+    _, rows = db.execute(
+        f"SELECT {_COLUMNS} FROM {db.table('partnerledger_standings')} s "
+        f"LEFT JOIN {db.table('partnerledger_standing_members')} m "
+        "ON m.network = s.network AND m.member = s.member "
+        "WHERE s.network = ? AND s.member = ? ORDER BY s.period_start",
+        (network, member),
+    )
+    return [_standing(db, row) for row in rows]
+
+
+def standings(
+    db: SqlBackend,
+    rules: Rules,
+    network: Network,
+    period: Period,
+    *,
+    member: str | None = None,
+) -> list[Standing]:
+    """Every member's standing in a period: stored rows, else computed now (for later periods)."""
+    found = read_period(db, network.network, period.name, member)
+    if found or period.name in _closed(db, network.network):
+        return found
+    calendar = Calendar.of(network)
+    enabled = Networks(rules, {network.network: network}).enabled(network.network)
+    previous = {s.member: s for s in read_period(db, network.network, calendar.before(period).name)}
+    computed = compute(db, rules, network, enabled, period, previous)
+    statuses = _statuses(db, network.network)
+    result = [replace(s, status=statuses.get(s.member, "")) for s in computed]
+    if member is not None:
+        result = [s for s in result if s.member == member]
+        if not result:
+            raise NotFound("member", f"no member {member!r} in network {network.network!r}")
+    return result
+
+
+def _statuses(db: SqlBackend, network: str) -> dict[str, str]:
+    _, rows = db.execute(
+        f"SELECT member, status FROM {db.table('partnerledger_standing_members')} "
+        "WHERE network = ?",
+        (network,),
+    )
+    return {str(m): str(s) for m, s in rows}
+
+
+__all__ = [
+    "Standing",
+    "Standings",
+    "activities",
+    "compute",
+    "history",
+    "inputs_digest",
+    "period_window",
+    "read_period",
+    "standings",
+]
