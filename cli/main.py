@@ -603,68 +603,6 @@ def network_tiers(network: str, tiers: tuple[str, ...]) -> dict[str, Any]:
     return {"type": "network.tiers_set", "network": network, "tiers": _tiers(tiers)}
 
 
-@cli.command("standings")
-@click.argument("network")
-@click.option("--member", help="Only this member.")
-@click.option(
-    "--as-of", "as_of", help="Business time the window ends at (ISO 8601) [default: now]."
-)
-@click.option("--all-members", is_flag=True, help="Include members who left or are not active.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def standings_(
-    network: str, member: str | None, as_of: str | None, all_members: bool, as_json: bool
-) -> None:
-    """Each member's score and tier now, under NETWORK's enabled plugins (writes nothing).
-
-    The score covers the scoring plugin's window (traffic lights: the last six
-    months) or else the network's evaluation period, ending at --as-of.
-    """
-    from partnerledger.standings import standings
-
-    moment = _parse_time(as_of, "--as-of") or datetime.now(UTC)
-    try:
-        found = standings(Ledger(_state().store()), network, moment, member=member)
-    except DomainError as error:
-        raise _fail(error) from error
-    if not all_members and member is None:
-        found = [s for s in found if s.status == "active"]
-    if as_json:
-        rows = [
-            {
-                "member": s.member,
-                "status": s.status,
-                "window": s.activity.window,
-                "score": s.score,
-                "tier": s.tier,
-            }
-            for s in found
-        ]
-        sys.stdout.buffer.write(msgspec.json.encode(rows) + b"\n")
-        return
-    if found and found[0].score is None:
-        err.print(
-            "No scoring plugin is enabled on this network (see `partnerledger plugins --all`)."
-        )
-    table = Table(header_style="bold")
-    for column in ("member", "score", "label", "tier", "breakdown", "rule"):
-        table.add_column(column, overflow="fold")
-    for s in found:
-        score = s.score.value if s.score is not None else None
-        tier = s.tier.value if s.tier is not None else None
-        table.add_row(
-            s.member,
-            str(score.total) if score is not None else "-",  # type: ignore[union-attr]
-            (score.label or "") if score is not None else "",  # type: ignore[union-attr]
-            (tier.tier or "-") if tier is not None else "-",  # type: ignore[union-attr]
-            ", ".join(f"{k} {v}" for k, v in score.breakdown.items()) if score else "",  # type: ignore[union-attr]
-            f"{s.score.plugin} {s.score.version}" if s.score is not None else "",
-        )
-    out.print(table)
-    if found:
-        window = found[0].activity.window
-        err.print(f"Window: {window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC")
-
-
 @cli.command("deliver")
 @click.option(
     "--follow", is_flag=True, help="Keep delivering as events are recorded, until Ctrl-C."

@@ -74,3 +74,7 @@ def worker(poll: float, once: bool) -> None:
                 stop.set()
     except DomainError as error:
         raise _fail(error) from error
+
+
+# Each module registers its commands on the group when imported.
+from . import periods, scorecards, trail  # noqa: E402, F401

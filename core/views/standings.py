@@ -536,18 +536,18 @@ class Standings(Projection):
         network = networks.get(slug)
         if network is None:
             return
-        span = _span(self.db, slug)
-        if span is None:
+        found = span(self.db, slug)
+        if found is None:
             return
         calendar = Calendar.of(network)
-        periods = calendar.between(span[0], span[1])
+        periods = calendar.between(found[0], found[1])
         if since is not None:
             first = calendar.containing(since)
             periods = [p for p in periods if p.start >= first.start]
         if not periods:
             return
         enabled = networks.enabled(slug)
-        closed = _closed(self.db, slug)
+        closed = closed_periods(self.db, slug)
         previous = {
             s.member: s for s in read_period(self.db, slug, calendar.before(periods[0]).name)
         }
@@ -556,12 +556,12 @@ class Standings(Projection):
             if period.name in closed:
                 previous = {s.member: s for s in read_period(self.db, slug, period.name)}
                 continue
-            found = compute(self.db, self.rules, network, enabled, period, previous)
+            decided = compute(self.db, self.rules, network, enabled, period, previous)
             self.db.execute(
                 f"DELETE FROM {table} WHERE network = ? AND period = ?", (slug, period.name)
             )
-            self._write([_row(self.db, s, period) for s in found])
-            previous = {s.member: s for s in found}
+            self._write([_row(self.db, s, period) for s in decided])
+            previous = {s.member: s for s in decided}
 
 
 def _row(db: SqlBackend, s: Standing, period: Period) -> tuple[Any, ...]:
@@ -598,7 +598,7 @@ def _ladder(network: Network, enabled: dict[str, Any]) -> dict[str, Decimal]:
     return {tier.name: tier.threshold for tier in rungs}
 
 
-def _span(db: SqlBackend, network: str) -> tuple[datetime, datetime] | None:
+def span(db: SqlBackend, network: str) -> tuple[datetime, datetime] | None:
     _, rows = db.execute(
         f"SELECT first_at, last_at FROM {db.table('partnerledger_standing_spans')} "
         "WHERE network = ?",
@@ -607,7 +607,8 @@ def _span(db: SqlBackend, network: str) -> tuple[datetime, datetime] | None:
     return (db.dt(rows[0][0]), db.dt(rows[0][1])) if rows else None
 
 
-def _closed(db: SqlBackend, network: str) -> set[str]:
+def closed_periods(db: SqlBackend, network: str) -> set[str]:
+    """The network's closed periods."""
     _, rows = db.execute(
         f"SELECT period FROM {db.table('partnerledger_standing_closed')} WHERE network = ?",
         (network,),
@@ -808,7 +809,7 @@ def standings(
 ) -> list[Standing]:
     """Every member's standing in a period: stored rows, else computed now (for later periods)."""
     found = read_period(db, network.network, period.name, member)
-    if found or period.name in _closed(db, network.network):
+    if found or period.name in closed_periods(db, network.network):
         return found
     calendar = Calendar.of(network)
     enabled = Networks(rules, {network.network: network}).enabled(network.network)
@@ -836,6 +837,7 @@ __all__ = [
     "Standing",
     "Standings",
     "activities",
+    "closed_periods",
     "compute",
     "history",
     "inputs_digest",

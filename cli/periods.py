@@ -1,0 +1,421 @@
+"""Standings, period close, tier overrides, what-if, statements and payouts."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+import msgspec
+from rich.table import Table
+
+from partnerledger import DomainError, Ledger
+from partnerledger.closing import ClosePlan, close_period, plan_close, what_if
+from partnerledger.domain import Network
+from partnerledger.periods import Calendar, Period
+from partnerledger.views import ledger as ledger_view
+from partnerledger.views import standings as standings_view
+from partnerledger.views.standings import Standing
+
+from .main import _action, _default_actor, _fail, _parse_time, _state, cli, err, out
+
+NETWORK_OPTION = click.option("--network", required=True, help="The network's slug.")
+PERIOD_HELP = "The period: 2025-06 (month), 2025-Q2 (quarter), or a date inside it."
+
+
+def _write_json(data: Any) -> None:
+    sys.stdout.buffer.write(msgspec.json.encode(data) + b"\n")
+
+
+def _network(slug: str) -> Network:
+    try:
+        return Ledger(_state().store()).unit_of_work().network(slug)
+    except DomainError as error:
+        raise _fail(error) from error
+
+
+def _period(network: Network, text: str | None) -> Period:
+    """The period named, else the latest one with events."""
+    calendar = Calendar.of(network)
+    try:
+        if text is not None:
+            return calendar.parse(text)
+        span = standings_view.span(_state().projector().db, network.network)
+        return calendar.containing(span[1] if span else datetime.now(UTC))
+    except DomainError as error:
+        raise _fail(error) from error
+
+
+# ---------------------------------------------------------------- standings
+
+
+@cli.command("standings")
+@NETWORK_OPTION
+@click.option("--period", help=PERIOD_HELP + " [default: the latest period with events]")
+@click.option(
+    "--as-of",
+    "as_of",
+    help="Instead of a period: score the window ending at this business time, "
+    "computed from the log (ISO 8601).",
+)
+@click.option("--member", help="Only this member.")
+@click.option("--all-members", is_flag=True, help="Include members who left or are not active.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def standings_(
+    network: str,
+    period: str | None,
+    as_of: str | None,
+    member: str | None,
+    all_members: bool,
+    as_json: bool,
+) -> None:
+    """Each member's score (with its breakdown) and tier in a period.
+
+    Open periods are provisional (today's plugins and settings); closed ones
+    show the recorded decisions, with any override.
+    """
+    if as_of is not None:
+        if period is not None:
+            raise click.UsageError("give --period or --as-of, not both")
+        _standings_as_of(network, as_of, member, all_members, as_json)
+        return
+    found_network = _network(network)
+    chosen = _period(found_network, period)
+    projector = _state().projector()
+    try:
+        found = standings_view.standings(
+            projector.db, projector.rules, found_network, chosen, member=member
+        )
+    except DomainError as error:
+        raise _fail(error) from error
+    if not all_members and member is None:
+        found = [s for s in found if s.status == "active"]
+    if as_json:
+        _write_json([s.as_dict() for s in found])
+        return
+    _standings_table(found)
+    state = "closed" if found and found[0].closed else "provisional"
+    if found:
+        window = found[0].window
+        err.print(
+            f"{chosen.name} ({state}); scored window {window.start:%Y-%m-%d} to "
+            f"{window.end:%Y-%m-%d} UTC"
+        )
+
+
+def _standings_table(found: list[Standing]) -> None:
+    if found and found[0].score is None and not found[0].problem:
+        err.print(
+            "No scoring plugin is enabled on this network (see `partnerledger plugins --all`)."
+        )
+    table = Table(header_style="bold")
+    for column in ("member", "score", "label", "tier", "previous", "breakdown", "rule"):
+        table.add_column(column, overflow="fold")
+    for s in found:
+        breakdown = (
+            s.score.value.breakdown if s.score and hasattr(s.score.value, "breakdown") else {}
+        )
+        tier = s.tier_name or "-"
+        if s.override_reason is not None:
+            tier += f" (override: {s.override_reason})"
+        table.add_row(
+            s.member,
+            str(s.total) if s.total is not None else "-",
+            s.label or "",
+            tier,
+            s.previous or "-",
+            ", ".join(f"{k} {v}" for k, v in breakdown.items()),
+            s.problem or (f"{s.score.plugin} {s.score.version}" if s.score else ""),
+        )
+    out.print(table)
+
+
+def _standings_as_of(
+    network: str, as_of: str, member: str | None, all_members: bool, as_json: bool
+) -> None:
+    from partnerledger.standings import standings
+
+    moment = _parse_time(as_of, "--as-of") or datetime.now(UTC)
+    try:
+        found = standings(Ledger(_state().store()), network, moment, member=member)
+    except DomainError as error:
+        raise _fail(error) from error
+    if not all_members and member is None:
+        found = [s for s in found if s.status == "active"]
+    if as_json:
+        _write_json(
+            [
+                {
+                    "member": s.member,
+                    "status": s.status,
+                    "window": s.activity.window,
+                    "score": s.score,
+                    "tier": s.tier,
+                }
+                for s in found
+            ]
+        )
+        return
+    table = Table(header_style="bold")
+    for column in ("member", "score", "label", "tier", "breakdown", "rule"):
+        table.add_column(column, overflow="fold")
+    for s in found:
+        score: Any = s.score.value if s.score is not None else None
+        tier: Any = s.tier.value if s.tier is not None else None
+        table.add_row(
+            s.member,
+            str(score.total) if score is not None else "-",
+            (score.label or "") if score is not None else "",
+            (tier.tier or "-") if tier is not None else "-",
+            ", ".join(f"{k} {v}" for k, v in score.breakdown.items()) if score else "",
+            f"{s.score.plugin} {s.score.version}" if s.score is not None else "",
+        )
+    out.print(table)
+    if found:
+        window = found[0].activity.window
+        err.print(f"Window: {window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC")
+
+
+# ------------------------------------------------------------- period close
+
+
+@cli.command("close-period")
+@NETWORK_OPTION
+@click.option("--period", required=True, help=PERIOD_HELP)
+@click.option("--preview", is_flag=True, help="Show what would be recorded; write nothing.")
+@click.option("--actor", default=None, help="Who closes it [default: $PARTNERLEDGER_ACTOR].")
+@click.option("--at", "at", default=None, help="When it is closed (ISO 8601) [default: now].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def close_period_(
+    network: str, period: str, preview: bool, actor: str | None, at: str | None, as_json: bool
+) -> None:
+    """Close a period: record each member's tier and statement for good.
+
+    The tiers are decided with the network's plugins now and recorded as
+    events with the plugins' names, versions and settings and a digest of the
+    inputs; later changes of rules or code never change them.
+    """
+    state = _state()
+    ledger = Ledger(state.store())
+    moment = _parse_time(at, "--at") or datetime.now(UTC)
+    who = actor or _default_actor()
+    try:
+        if preview:
+            plan, _ = plan_close(ledger, state.projector(), network, period, actor=who, at=moment)
+        else:
+            plan = close_period(ledger, state.projector(), network, period, actor=who, at=moment)
+    except DomainError as error:
+        raise _fail(error) from error
+    if as_json:
+        _write_json(plan.as_dict())
+        return
+    _print_plan(plan)
+
+
+def _print_plan(plan: ClosePlan) -> None:
+    _standings_table(plan.decisions)
+    if plan.statements:
+        table = Table(header_style="bold", title="statements")
+        for column in ("member", "opening", "entries", "closing"):
+            table.add_column(column, justify="right" if column != "member" else "left")
+        for s in plan.statements:
+            table.add_row(
+                s.member,
+                ledger_view.money(s.opening),
+                str(len(s.entries)),
+                ledger_view.money(s.closing),
+            )
+        out.print(table)
+    verb = "Closed" if plan.recorded else "Would close (preview; nothing written)"
+    err.print(
+        f"{verb} {plan.period.name}: {len(plan.decisions)} tier decisions, "
+        f"{len(plan.statements)} statements, {len(plan.events)} events"
+    )
+
+
+@cli.command("what-if")
+@NETWORK_OPTION
+@click.option("--period", required=True, help=PERIOD_HELP)
+@click.option("--all", "show_all", is_flag=True, help="List unchanged members too.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def what_if_(network: str, period: str, show_all: bool, as_json: bool) -> None:
+    """What today's rules would decide for a closed period, beside the record (writes nothing)."""
+    state = _state()
+    try:
+        found = what_if(Ledger(state.store()), state.projector(), network, period)
+    except DomainError as error:
+        raise _fail(error) from error
+    if as_json:
+        _write_json([w.as_dict() for w in found])
+        return
+    changed = [w for w in found if w.changed]
+    table = Table(header_style="bold")
+    for column in ("member", "recorded", "what if", "changed"):
+        table.add_column(column)
+
+    def side(s: Standing | None) -> str:
+        if s is None:
+            return "-"
+        return f"{s.total} {s.label or ''} {s.tier_name or '-'}".replace("  ", " ")
+
+    for w in found if show_all else changed:
+        table.add_row(w.member, side(w.recorded), side(w.today), "yes" if w.changed else "")
+    if show_all or changed:
+        out.print(table)
+    err.print(f"{len(changed)} of {len(found)} members would be decided differently today")
+
+
+@cli.command("override-tier")
+@NETWORK_OPTION
+@click.option("--period", required=True, help="The closed period, e.g. 2025-Q2.")
+@click.option("--member", required=True, help="The member.")
+@click.option("--tier", default=None, help="The tier to give (omit for no tier).")
+@click.option("--reason", required=True, help="Why (kept in the audit trail).")
+@_action
+def override_tier(
+    network: str, period: str, member: str, tier: str | None, reason: str
+) -> dict[str, Any]:
+    """Override the tier decided for a member in a closed period, with a reason."""
+    return {
+        "type": "tier.overridden",
+        "network": network,
+        "period": period,
+        "member": member,
+        "tier": tier,
+        "reason": reason,
+    }
+
+
+# ---------------------------------------------------------------- statements
+
+
+@cli.command("statement")
+@NETWORK_OPTION
+@click.option("--member", required=True, help="The member.")
+@click.option("--period", required=True, help=PERIOD_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row per entry).")
+def statement_(network: str, member: str, period: str, as_json: bool, as_csv: bool) -> None:
+    """A member's incentive statement: opening balance, entries, closing balance."""
+    found_network = _network(network)
+    chosen = _period(found_network, period)
+    try:
+        Ledger(_state().store()).unit_of_work().member(network, member, "member")
+    except DomainError as error:
+        raise _fail(error) from error
+    found = ledger_view.statement(_state().projector().db, found_network, member, chosen)
+    if as_json:
+        _write_json(found.as_dict())
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(
+            [
+                "period",
+                "occurred_at",
+                "kind",
+                "amount",
+                "currency",
+                "source_type",
+                "source",
+                "plugin",
+                "version",
+                "note",
+                "balance",
+            ]
+        )
+        balance = found.opening
+        writer.writerow(
+            [
+                found.period,
+                "",
+                "opening",
+                "",
+                found.currency,
+                "",
+                "",
+                "",
+                "",
+                "",
+                ledger_view.money(balance),
+            ]
+        )
+        for entry in found.entries:
+            balance += entry.amount
+            writer.writerow(
+                [
+                    found.period,
+                    entry.occurred_at.isoformat(),
+                    entry.kind,
+                    ledger_view.money(entry.amount),
+                    entry.currency,
+                    entry.source_type,
+                    entry.source,
+                    entry.plugin,
+                    entry.version,
+                    entry.note,
+                    ledger_view.money(balance),
+                ]
+            )
+        writer.writerow(
+            [
+                found.period,
+                "",
+                "closing",
+                "",
+                found.currency,
+                "",
+                "",
+                "",
+                "",
+                "",
+                ledger_view.money(found.closing),
+            ]
+        )
+        return
+    table = Table(header_style="bold", title=f"{member} · {found.period}")
+    for column in ("date", "kind", "amount", "source", "rule", "note"):
+        table.add_column(column, justify="right" if column == "amount" else "left")
+    table.add_row("", "opening", ledger_view.money(found.opening), "", "", "")
+    for entry in found.entries:
+        table.add_row(
+            f"{entry.occurred_at:%Y-%m-%d}",
+            entry.kind,
+            ledger_view.money(entry.amount),
+            entry.source_type,
+            f"{entry.plugin} {entry.version}",
+            entry.note,
+        )
+    table.add_row("", "closing", ledger_view.money(found.closing), "", "", "")
+    out.print(table)
+    err.print(f"{'Closed' if found.closed else 'Open'} statement, {found.currency}")
+
+
+@cli.group()
+def payout() -> None:
+    """Record money paid to members against their incentive balance."""
+
+
+@payout.command("record")
+@NETWORK_OPTION
+@click.option("--member", required=True, help="The member paid.")
+@click.option("--payout", "payout_id", required=True, help="An id for this payout.")
+@click.option("--amount", required=True, help="Amount paid, e.g. 250.00.")
+@click.option("--currency", required=True, help="ISO 4217 code (the network's).")
+@click.option("--reference", default=None, help="Bank or invoice reference.")
+@_action
+def payout_record(
+    network: str, member: str, payout_id: str, amount: str, currency: str, reference: str | None
+) -> dict[str, Any]:
+    """Record a payout to a member (an entry of minus the amount in their ledger)."""
+    return {
+        "type": "payout.recorded",
+        "network": network,
+        "member": member,
+        "payout": payout_id,
+        "amount": amount,
+        "currency": currency,
+        "reference": reference,
+    }

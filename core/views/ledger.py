@@ -1,0 +1,508 @@
+"""The incentive ledger: what each member has earned, lost and been paid, per period.
+
+Entries come from the network's incentive plugins (``partnerledger_incentives``),
+asked about every conversion and reversal with the referral as it stood
+after the event, the terms in force then of the latest live agreement
+between its two members, and the plugins (and settings) the network had
+enabled at that point of the log. Each entry keeps its source event (command
+id, type, business time), the plugin and its version. A ``payout.recorded``
+event is an entry of kind ``payout`` for minus the amount paid.
+
+An entry lands in the statement period its source event's business time
+falls in, unless that period was already closed when the event was
+recorded: then it lands in the first open period after it. A period close
+records each member's statement (``statement.closed``: opening balance, the
+entries, among them the tier bonuses of the close, and the closing balance);
+from then on the view shows the recorded lines, so a closed statement never
+changes, whatever the rules or the code do later. A statement's opening
+balance is the sum of the member's entries in earlier periods; its closing
+balance the opening plus its entries: the ledger balances by construction,
+and a test checks it over generated histories.
+
+A plugin that fails, or an entry in another currency than the network's, is
+kept in ``partnerledger_ledger_problems`` and earns nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, TypeVar
+
+import msgspec
+
+from ..commands import (
+    PROGRAM,
+    AgreementCommand,
+    AgreementProposed,
+    PayoutRecorded,
+    PeriodClosed,
+    ReferralConverted,
+    ReferralReversed,
+    StatementClosed,
+    Terms,
+    command_type,
+)
+from ..domain import ROUTES, Aggregate, Agreement, Network, Referral
+from ..events import Event
+from ..periods import Calendar, Period
+from ..pluginmanager import PluginFailed
+from ..projection import Networks, Projection, projection
+from ..rules import LedgerEntry, ReferralFacts
+from ..sql import SqlBackend
+from ..store import Store
+
+LIVE = ("pilot", "active", "amended", "renewed")
+CENT = Decimal("0.01")
+#: What a payout entry names as its plugin.
+PAYOUT_PLUGIN = "partnerledger"
+PAYOUT_VERSION = "1"
+
+A = TypeVar("A", bound=Aggregate)
+_terms = msgspec.json.Decoder(Terms).decode
+
+
+def money(amount: Decimal) -> str:
+    """Money as JSON shows it: a string with two decimals."""
+    return str(amount.quantize(CENT, rounding=ROUND_HALF_EVEN))
+
+
+def as_of(store: Store, cls: type[A], event: Event) -> A:
+    """The aggregate an event belongs to, as it stood right after the event."""
+    aggregate = cls(event.originator_id)
+    for past in store.stream(event.originator_id):
+        if past.originator_version > event.originator_version:
+            break
+        aggregate.apply(past)
+    return aggregate
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the ledger."""
+
+    network: str
+    member: str
+    period: str
+    position: int  # the log position of the event that put it here
+    seq: int
+    source: str  # the command id of its source event
+    source_type: str
+    occurred_at: datetime
+    plugin: str
+    version: str
+    kind: str
+    amount: Decimal
+    currency: str
+    note: str
+    recorded: bool  # from a closed statement
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {
+            "member": self.member,
+            "period": self.period,
+            "source": self.source,
+            "source_type": self.source_type,
+            "occurred_at": self.occurred_at.isoformat(),
+            "plugin": self.plugin,
+            "version": self.version,
+            "kind": self.kind,
+            "amount": money(self.amount),
+            "currency": self.currency,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A member's statement for one period."""
+
+    network: str
+    member: str
+    period: str
+    currency: str
+    opening: Decimal
+    closing: Decimal
+    closed: bool
+    entries: list[Entry] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON (money as strings with two decimals)."""
+        return {
+            "network": self.network,
+            "member": self.member,
+            "period": self.period,
+            "currency": self.currency,
+            "closed": self.closed,
+            "opening": money(self.opening),
+            "entries": [entry.as_dict() for entry in self.entries],
+            "closing": money(self.closing),
+        }
+
+
+_ENTRY_COLUMNS = (
+    "network, member, period, position, seq, source, source_type, occurred_at, plugin, "
+    "version, kind, amount, currency, note, recorded"
+)
+
+
+@projection
+class IncentiveLedger(Projection):
+    """Ledger entries per member and statement period."""
+
+    name = "ledger"
+    version = 1
+    tables = (
+        "partnerledger_ledger_entries",
+        "partnerledger_ledger_closed",
+        "partnerledger_ledger_agreements",
+        "partnerledger_ledger_pairs",
+        "partnerledger_ledger_problems",
+    )
+    topics = tuple(
+        command_type(cls)
+        for cls, route in ROUTES.items()
+        if route.aggregate is Agreement
+        or cls
+        in (ReferralConverted, ReferralReversed, PeriodClosed, StatementClosed, PayoutRecorded)
+    )
+
+    def create(self) -> None:
+        ts = self.db.timestamp
+        for statement in (
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_ledger_entries")} (
+                network TEXT NOT NULL, member TEXT NOT NULL, period TEXT NOT NULL,
+                period_start {ts} NOT NULL, position BIGINT NOT NULL, seq INTEGER NOT NULL,
+                source TEXT NOT NULL, source_type TEXT NOT NULL, occurred_at {ts} NOT NULL,
+                plugin TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,
+                amount TEXT NOT NULL, currency TEXT NOT NULL, note TEXT NOT NULL,
+                recorded INTEGER NOT NULL, PRIMARY KEY (network, position, seq))""",
+            f"""CREATE INDEX IF NOT EXISTS partnerledger_ledger_entries_member
+                ON {self.t("partnerledger_ledger_entries")} (network, member, period_start)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_ledger_closed")} (
+                network TEXT NOT NULL, period TEXT NOT NULL, PRIMARY KEY (network, period))""",
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_ledger_agreements")} (
+                network TEXT NOT NULL, agreement TEXT NOT NULL, proposed_position BIGINT NOT NULL,
+                status TEXT NOT NULL, terms TEXT NOT NULL, PRIMARY KEY (network, agreement))""",
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_ledger_pairs")} (
+                network TEXT NOT NULL, a TEXT NOT NULL, b TEXT NOT NULL, agreement TEXT NOT NULL,
+                PRIMARY KEY (network, a, b, agreement))""",
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_ledger_problems")} (
+                network TEXT NOT NULL, position BIGINT NOT NULL, plugin TEXT NOT NULL,
+                reason TEXT NOT NULL, PRIMARY KEY (network, position, plugin))""",
+        ):
+            self.db.execute(statement)
+
+    def handle(self, position: int, event: Event, networks: Networks) -> None:
+        command: Any = event.command
+        network = networks.get(command.network)
+        if network is None:
+            return
+        if isinstance(command, AgreementCommand):
+            self._agreement(position, event)
+        elif isinstance(command, ReferralConverted | ReferralReversed):
+            self._referral(position, event, network, networks.enabled(command.network))
+        elif isinstance(command, PeriodClosed):
+            self.db.execute(
+                f"INSERT INTO {self.t('partnerledger_ledger_closed')} (network, period) "
+                "VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (command.network, command.period),
+            )
+        elif isinstance(command, StatementClosed):
+            self._statement(position, command, network)
+        elif isinstance(command, PayoutRecorded):
+            self._insert(
+                network,
+                position,
+                event,
+                [(command.member, PAYOUT_PLUGIN, PAYOUT_VERSION, "payout", -command.amount, "")],
+            )
+
+    def _agreement(self, position: int, event: Event) -> None:
+        agreement = as_of(self.store, Agreement, event)
+        command = event.command
+        network = command.network
+        if isinstance(command, AgreementProposed):
+            parties = sorted({p for p in command.parties if p != PROGRAM})
+            self.db.executemany(
+                f"INSERT INTO {self.t('partnerledger_ledger_pairs')} (network, a, b, agreement) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [
+                    (network, a, b, agreement.slug)
+                    for i, a in enumerate(parties)
+                    for b in parties[i + 1 :]
+                ],
+            )
+        self.db.execute(
+            f"""INSERT INTO {self.t("partnerledger_ledger_agreements")}
+            (network, agreement, proposed_position, status, terms) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (network, agreement) DO UPDATE
+            SET status = excluded.status, terms = excluded.terms""",
+            (
+                network,
+                agreement.slug,
+                position,
+                agreement.status,
+                msgspec.json.encode(agreement.current_terms).decode(),
+            ),
+        )
+
+    def terms_between(self, network: str, a: str, b: str) -> Terms | None:
+        """The terms in force of the latest live agreement between two members."""
+        first, second = sorted((a, b))
+        _, rows = self.db.execute(
+            f"""SELECT g.terms FROM {self.t("partnerledger_ledger_pairs")} p
+            JOIN {self.t("partnerledger_ledger_agreements")} g
+            ON g.network = p.network AND g.agreement = p.agreement
+            WHERE p.network = ? AND p.a = ? AND p.b = ? AND g.status IN (?, ?, ?, ?)
+            ORDER BY g.proposed_position DESC LIMIT 1""",
+            (network, first, second, *LIVE),
+        )
+        return _terms(rows[0][0]) if rows else None
+
+    def _referral(
+        self, position: int, event: Event, network: Network, enabled: dict[str, Any]
+    ) -> None:
+        if not enabled:
+            return
+        referral = as_of(self.store, Referral, event)
+        facts = ReferralFacts(
+            referral=referral.slug,
+            from_member=referral.from_member,
+            to_member=referral.to_member,
+            customer=referral.customer,
+            status=referral.status,
+            sent_at=referral.created_at or event.occurred_at,
+            deal_value=referral.deal_value,
+            reversed_amount=referral.reversed_amount,
+            currency=referral.currency,
+        )
+        terms = self.terms_between(network.network, referral.from_member, referral.to_member)
+        try:
+            decisions = self.rules.incentives(event, enabled, referral=facts, terms=terms)
+        except PluginFailed as error:
+            self._problem(network.network, position, "-", error.reason)
+            return
+        lines = []
+        for decision in decisions:
+            entry = decision.value
+            assert isinstance(entry, LedgerEntry)
+            if entry.currency != network.currency:
+                self._problem(
+                    network.network,
+                    position,
+                    decision.plugin,
+                    f"an entry in {entry.currency}; the network keeps {network.currency}",
+                )
+                continue
+            lines.append(
+                (
+                    entry.member,
+                    decision.plugin,
+                    decision.version,
+                    entry.kind,
+                    entry.amount,
+                    entry.note,
+                )
+            )
+        self._insert(network, position, event, lines)
+
+    def _problem(self, network: str, position: int, plugin: str, reason: str) -> None:
+        self.db.execute(
+            f"INSERT INTO {self.t('partnerledger_ledger_problems')} "
+            "(network, position, plugin, reason) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (network, position, plugin, reason),
+        )
+
+    def open_period(self, network: Network, moment: datetime) -> Period:
+        """The period an entry of this business time lands in: its own, or the next open one."""
+        calendar = Calendar.of(network)
+        period = calendar.containing(moment)
+        closed = closed_periods(self.db, network.network)
+        while period.name in closed:
+            period = calendar.after(period)
+        return period
+
+    def _insert(
+        self,
+        network: Network,
+        position: int,
+        event: Event,
+        lines: Sequence[tuple[str, str, str, str, Decimal, str]],
+    ) -> None:
+        if not lines:
+            return
+        period = self.open_period(network, event.occurred_at)
+        self.db.executemany(
+            f"""INSERT INTO {self.t("partnerledger_ledger_entries")} (network, member, period,
+            period_start, position, seq, source, source_type, occurred_at, plugin, version, kind,
+            amount, currency, note, recorded) VALUES
+            (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)""",
+            [
+                (
+                    network.network,
+                    member,
+                    period.name,
+                    self.db.ts(period.start),
+                    position,
+                    seq,
+                    event.command_id,
+                    event.type,
+                    self.db.ts(event.occurred_at),
+                    plugin,
+                    version,
+                    kind,
+                    str(amount),
+                    network.currency,
+                    note,
+                )
+                for seq, (member, plugin, version, kind, amount, note) in enumerate(lines)
+            ],
+        )
+
+    def _statement(self, position: int, command: StatementClosed, network: Network) -> None:
+        period = Calendar.of(network).parse(command.period)
+        table = self.t("partnerledger_ledger_entries")
+        self.db.execute(
+            f"DELETE FROM {table} WHERE network = ? AND member = ? AND period = ?",
+            (command.network, command.member, command.period),
+        )
+        self.db.executemany(
+            f"""INSERT INTO {table} (network, member, period, period_start, position, seq,
+            source, source_type, occurred_at, plugin, version, kind, amount, currency, note,
+            recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)""",
+            [
+                (
+                    command.network,
+                    command.member,
+                    command.period,
+                    self.db.ts(period.start),
+                    position,
+                    seq,
+                    line.source,
+                    line.source_type,
+                    self.db.ts(line.occurred_at),
+                    line.plugin,
+                    line.version,
+                    line.kind,
+                    str(line.amount),
+                    command.currency,
+                    line.note,
+                )
+                for seq, line in enumerate(command.entries)
+            ],
+        )
+
+
+# ------------------------------------------------------------------ reading
+
+
+def closed_periods(db: SqlBackend, network: str) -> set[str]:
+    """The network's closed statement periods."""
+    _, rows = db.execute(
+        f"SELECT period FROM {db.table('partnerledger_ledger_closed')} WHERE network = ?",
+        (network,),
+    )
+    return {str(row[0]) for row in rows}
+
+
+def _entries(db: SqlBackend, where: str, params: Sequence[Any]) -> Iterator[Entry]:
+    _, rows = db.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM {db.table('partnerledger_ledger_entries')} "
+        f"WHERE {where} ORDER BY period_start, position, seq",
+        params,
+    )
+    for row in rows:
+        yield Entry(
+            network=str(row[0]),
+            member=str(row[1]),
+            period=str(row[2]),
+            position=int(row[3]),
+            seq=int(row[4]),
+            source=str(row[5]),
+            source_type=str(row[6]),
+            occurred_at=db.dt(row[7]),
+            plugin=str(row[8]),
+            version=str(row[9]),
+            kind=str(row[10]),
+            amount=Decimal(str(row[11])),
+            currency=str(row[12]),
+            note=str(row[13]),
+            recorded=bool(row[14]),
+        )
+
+
+def entries(db: SqlBackend, network: str, member: str | None = None) -> list[Entry]:
+    """Every entry of the network (or of one member), in period and log order."""
+    if member is None:
+        return list(_entries(db, "network = ?", (network,)))
+    return list(_entries(db, "network = ? AND member = ?", (network, member)))
+
+
+def period_entries(db: SqlBackend, network: str, period: str) -> list[Entry]:
+    """Every entry of one period, in log order."""
+    return list(_entries(db, "network = ? AND period = ?", (network, period)))
+
+
+def statement(db: SqlBackend, network: Network, member: str, period: Period) -> Statement:
+    """A member's statement for a period: opening balance, entries, closing balance."""
+    _, before = db.execute(
+        f"SELECT amount FROM {db.table('partnerledger_ledger_entries')} "
+        "WHERE network = ? AND member = ? AND period_start < ?",
+        (network.network, member, db.ts(period.start)),
+    )
+    opening = sum((Decimal(str(row[0])) for row in before), Decimal(0))
+    lines = list(
+        _entries(
+            db,
+            "network = ? AND member = ? AND period = ?",
+            (network.network, member, period.name),
+        )
+    )
+    closing = opening + sum((line.amount for line in lines), Decimal(0))
+    return Statement(
+        network=network.network,
+        member=member,
+        period=period.name,
+        currency=network.currency,
+        opening=opening,
+        closing=closing,
+        closed=period.name in closed_periods(db, network.network),
+        entries=lines,
+    )
+
+
+def balances(db: SqlBackend, network: str) -> dict[str, Decimal]:
+    """Every member's balance: the sum of all their entries."""
+    totals: dict[str, Decimal] = {}
+    for entry in entries(db, network):
+        totals[entry.member] = totals.get(entry.member, Decimal(0)) + entry.amount
+    return totals
+
+
+def problems(db: SqlBackend, network: str) -> list[tuple[int, str, str]]:
+    """Events the plugins could not judge: (log position, plugin, reason)."""
+    _, rows = db.execute(
+        f"SELECT position, plugin, reason FROM {db.table('partnerledger_ledger_problems')} "
+        "WHERE network = ? ORDER BY position, plugin",
+        (network,),
+    )
+    return [(int(p), str(plugin), str(reason)) for p, plugin, reason in rows]
+
+
+__all__ = [
+    "Entry",
+    "IncentiveLedger",
+    "Statement",
+    "as_of",
+    "balances",
+    "closed_periods",
+    "entries",
+    "money",
+    "period_entries",
+    "problems",
+    "statement",
+]
