@@ -158,6 +158,10 @@ def _standings_as_of(
             ]
         )
         return
+    if found and found[0].score is None:
+        err.print(
+            "No scoring plugin is enabled on this network (see `partnerledger plugins --all`)."
+        )
     table = Table(header_style="bold")
     for column in ("member", "score", "label", "tier", "breakdown", "rule"):
         table.add_column(column, overflow="fold")

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from partnerledger import Database, Ledger, Store
+from partnerledger.projection import Projector
 
 PG_URL = os.environ.get("PARTNERLEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -71,3 +72,10 @@ def store(database_url: str) -> Iterator[Store]:
 def ledger(store: Store) -> Ledger:
     """The application service over an empty store, on each database."""
     return Ledger(store)
+
+
+@pytest.fixture
+def projector(store: Store) -> Iterator[Projector]:
+    """The views of the store, on each database."""
+    with Projector(store) as opened:
+        yield opened

@@ -120,7 +120,7 @@ def test_each_network_computes_with_its_own_plugins(database_url: str, ledger: L
 
     north = {
         row["member"]: row
-        for row in json.loads(run("standings", "north", "--as-of", AS_OF, "--json"))
+        for row in json.loads(run("standings", "--network", "north", "--as-of", AS_OF, "--json"))
     }
     ana = north["ana"]["score"]
     assert (ana["plugin"], ana["version"]) == ("traffic-lights", "1.0.0")
@@ -145,7 +145,7 @@ def test_each_network_computes_with_its_own_plugins(database_url: str, ledger: L
 
     south = {
         row["member"]: row
-        for row in json.loads(run("standings", "south", "--as-of", AS_OF, "--json"))
+        for row in json.loads(run("standings", "--network", "south", "--as-of", AS_OF, "--json"))
     }
     assert south["ana"]["score"]["plugin"] == "points"
     assert south["ana"]["tier"] is None  # no tiering plugin enabled there
@@ -156,17 +156,17 @@ def test_standings_without_a_scoring_plugin_and_errors(database_url: str, ledger
     ledger.execute(*(decode_command(x) for x in chapter("north")))
     runner = CliRunner()
     result = runner.invoke(
-        cli, ["--database", database_url, "standings", "north", "--as-of", AS_OF]
+        cli, ["--database", database_url, "standings", "--network", "north", "--as-of", AS_OF]
     )
     assert result.exit_code == 0
     assert "No scoring plugin is enabled" in result.output
 
-    missing = runner.invoke(cli, ["--database", database_url, "standings", "nowhere"])
+    missing = runner.invoke(cli, ["--database", database_url, "standings", "--network", "nowhere"])
     assert missing.exit_code == 1
     assert "Error: network: no network 'nowhere'" in missing.output
 
     nobody = runner.invoke(
-        cli, ["--database", database_url, "standings", "north", "--member", "zed"]
+        cli, ["--database", database_url, "standings", "--network", "north", "--member", "zed"]
     )
     assert nobody.exit_code == 1
     assert "Error: member: no member 'zed'" in nobody.output
@@ -175,6 +175,6 @@ def test_standings_without_a_scoring_plugin_and_errors(database_url: str, ledger
 @pytest.mark.parametrize("as_of", ["2025-07-01T00:00:00", "soon"])
 def test_standings_refuses_a_bad_time(tmp_path: object, as_of: str) -> None:
     result = CliRunner().invoke(
-        cli, ["--database", f"{tmp_path}/x.db", "standings", "north", "--as-of", as_of]
+        cli, ["--database", f"{tmp_path}/x.db", "standings", "--network", "north", "--as-of", as_of]
     )
     assert result.exit_code == 2
