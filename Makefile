@@ -20,7 +20,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/partnerledger demo
-	$(BIN)/partnerledger standings riverside --as-of 2026-01-01
+	$(BIN)/partnerledger standings --network riverside
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
