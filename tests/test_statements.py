@@ -203,3 +203,23 @@ def test_statement_cli(database_url: str, ledger: Ledger) -> None:
     assert "no member 'zed'" in run(
         "statement", "--network", NET, "--member", "zed", "--period", "2025-Q1", code=1
     )
+
+
+def test_ledger_view_equals_a_replay_of_the_log(ledger: Ledger, projector: Projector) -> None:
+    from partnerledger.commands import encode_command
+    from partnerledger.demo import generate
+    from partnerledger.jsonl import import_lines
+    from partnerledger.replay import incentive_entries
+
+    import_lines(ledger, (encode_command(c) for c in generate(seed=3, members=16, months=10)))
+    projector.catch_up()
+    replayed = [
+        (j.position, j.decision.plugin, j.decision.value.member, j.decision.value.kind,
+         j.decision.value.amount, j.decision.value.source)  # type: ignore[union-attr]
+        for j in incentive_entries(ledger, "riverside")
+    ]  # fmt: skip
+    viewed = [
+        (e.position, e.plugin, e.member, e.kind, e.amount, e.source)
+        for e in sorted(ledger_view.entries(projector.db, "riverside"), key=lambda e: e.position)
+    ]
+    assert replayed and viewed == replayed
