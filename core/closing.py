@@ -21,7 +21,7 @@ nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -66,7 +66,7 @@ class ClosePlan:
             "end": self.period.end.isoformat(),
             "recorded": self.recorded,
             "events": len(self.events),
-            "decisions": [d.as_dict() for d in self.decisions],
+            "decisions": [{**d.as_dict(), "closed": self.recorded} for d in self.decisions],
             "statements": [
                 {
                     "member": s.member,
@@ -111,14 +111,26 @@ def plan_close(
             f"period {chosen.name} has not ended yet (it ends {chosen.end:%Y-%m-%d %H:%M} UTC)",
         )
     db = projector.db
-    if chosen.name in standings_view.closed_periods(db, network):
+    closed = standings_view.closed_periods(db, network)
+    if chosen.name in closed:
         raise AlreadyExists("period", f"period {chosen.name} is already closed")
+    later = sorted(p for p in (Calendar.of(found).parse(n) for n in closed) if p > chosen)
+    if later:
+        raise InvalidTransition(
+            "period",
+            f"period {later[-1].name} is already closed; periods close in order, so "
+            f"{chosen.name} can no longer be closed",
+        )
     enabled = work.enabled(found)
     previous = {
         s.member: s
         for s in standings_view.read_period(db, network, Calendar.of(found).before(chosen).name)
     }
-    decisions = standings_view.compute(db, ledger.rules, found, enabled, chosen, previous)
+    statuses = standings_view.statuses(db, network)
+    decisions = [
+        replace(d, status=statuses.get(d.member, ""))
+        for d in standings_view.compute(db, ledger.rules, found, enabled, chosen, previous)
+    ]
     failed = [d for d in decisions if d.problem]
     if failed:
         raise PluginFailed("plugin", f"{failed[0].member}: {failed[0].problem}")
@@ -243,6 +255,13 @@ class WhatIf:
             or _decided(self.recorded) != _decided(self.today)
         )
 
+    @property
+    def inputs_changed(self) -> bool:
+        """Whether the activity read today differs from the inputs recorded."""
+        if self.recorded is None or self.today is None:
+            return True
+        return self.recorded.activity != self.today.activity
+
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
 
@@ -266,6 +285,7 @@ class WhatIf:
         return {
             "member": self.member,
             "changed": self.changed,
+            "inputs_changed": self.inputs_changed,
             "recorded": side(self.recorded),
             "what_if": side(self.today),
         }

@@ -7,6 +7,7 @@ is replayed.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -16,7 +17,7 @@ import msgspec
 from .types import AwareDatetime
 
 
-class Window(msgspec.Struct, frozen=True, kw_only=True):
+class Window(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A half-open span of business time: ``start <= t < end``."""
 
     start: AwareDatetime
@@ -26,7 +27,7 @@ class Window(msgspec.Struct, frozen=True, kw_only=True):
         return self.start <= moment < self.end
 
 
-class Activity(msgspec.Struct, frozen=True, kw_only=True):
+class Activity(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One member's activity in a window, as scoring rules read it.
 
     Counts and sums are over events whose business time lies in the window.
@@ -57,7 +58,7 @@ class Activity(msgspec.Struct, frozen=True, kw_only=True):
     last_conversion_at: AwareDatetime | None = None
 
 
-class ReferralFacts(msgspec.Struct, frozen=True, kw_only=True):
+class ReferralFacts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A referral as incentive and attribution rules see it."""
 
     referral: str
@@ -71,7 +72,7 @@ class ReferralFacts(msgspec.Struct, frozen=True, kw_only=True):
     currency: str | None = None
 
 
-class Score(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+class Score(msgspec.Struct, frozen=True, kw_only=True, tag=True, forbid_unknown_fields=True):
     """A member's score for a window, with its breakdown by component."""
 
     total: Decimal
@@ -79,14 +80,14 @@ class Score(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     label: str | None = None  # e.g. a traffic-light colour
 
 
-class TierChoice(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+class TierChoice(msgspec.Struct, frozen=True, kw_only=True, tag=True, forbid_unknown_fields=True):
     """The tier a score earns (``None``: below the lowest rung)."""
 
     tier: str | None
     reason: str = ""
 
 
-class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True, tag=True, forbid_unknown_fields=True):
     """Money owed to (positive) or taken back from (negative) a member."""
 
     member: str
@@ -97,7 +98,7 @@ class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     note: str = ""
 
 
-class Credit(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+class Credit(msgspec.Struct, frozen=True, kw_only=True, tag=True, forbid_unknown_fields=True):
     """A referral's share of the credit for a customer."""
 
     referral: str
@@ -105,7 +106,7 @@ class Credit(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     share: Decimal  # a fraction; shares of one customer add up to 1
 
 
-class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True, forbid_unknown_fields=True):
     """A notification to deliver."""
 
     channel: Literal["inbox", "email", "webhook"]
@@ -115,14 +116,14 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     headers: dict[str, str] = msgspec.field(default_factory=dict)  # e.g. a webhook signature
 
 
-class Veto(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+class Veto(msgspec.Struct, frozen=True, kw_only=True, tag=True, forbid_unknown_fields=True):
     """A validation rule's refusal of a command: the field and the reason."""
 
     field: str
     reason: str
 
 
-class Decision(msgspec.Struct, frozen=True, kw_only=True):
+class Decision(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A value a plugin decided, with the plugin's name and version.
 
     The value types are tagged (``"type": "Score"``...), so a recorded decision
@@ -132,6 +133,17 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     plugin: str
     version: str
     value: Score | TierChoice | LedgerEntry | Credit | Message | Veto
+
+
+_canonical = msgspec.json.Encoder(decimal_format="string", order="sorted")
+
+
+def inputs_digest(activity: Activity) -> str:
+    """The digest of a decision's inputs: SHA-256 of the activity's canonical JSON.
+
+    Canonical: keys sorted, decimals as strings, times in UTC (RFC 3339).
+    """
+    return "sha256:" + hashlib.sha256(_canonical.encode(activity)).hexdigest()
 
 
 __all__ = [
@@ -145,4 +157,5 @@ __all__ = [
     "TierChoice",
     "Veto",
     "Window",
+    "inputs_digest",
 ]

@@ -319,3 +319,21 @@ def test_cli_standings_close_what_if_and_override(database_url: str, ledger: Led
     ann_what_if = next(w for w in changed if w["member"] == "ann")
     assert ann_what_if["changed"] and ann_what_if["what_if"]["score"] == "65"
     assert ann_what_if["recorded"]["score"] == "70"
+
+
+def test_a_tier_decision_must_carry_its_own_inputs(ledger: Ledger, projector: Projector) -> None:
+    chapter(ledger)
+    plan, _ = plan_close(ledger, projector, NET, "2025-06", actor="c", at=JULY)
+    ledger.execute(plan.events[0].command)  # period.closed alone
+    decided = next(e.command for e in plan.events if isinstance(e.command, TierDecided))
+    import msgspec
+
+    wrong_digest = msgspec.structs.replace(decided, inputs_digest="sha256:" + "0" * 64)
+    with pytest.raises(InvalidCommand, match="does not match the inputs") as caught:
+        ledger.execute(wrong_digest)
+    assert caught.value.field == "inputs_digest"
+    other = "bob" if decided.member != "bob" else "ann"
+    with pytest.raises(InvalidCommand, match="the inputs are") as caught:
+        ledger.execute(msgspec.structs.replace(decided, member=other))
+    assert caught.value.field == "inputs.member"
+    ledger.execute(decided)

@@ -223,3 +223,31 @@ def test_ledger_view_equals_a_replay_of_the_log(ledger: Ledger, projector: Proje
         for e in sorted(ledger_view.entries(projector.db, "riverside"), key=lambda e: e.position)
     ]
     assert replayed and viewed == replayed
+
+
+def test_periods_close_in_order(ledger: Ledger, store: Store, projector: Projector) -> None:
+    setup(ledger)
+    referral(ledger, "r1", at(1, 10), at(2, 3), "10000")
+    close_period(ledger, projector, NET, "2025-Q2", actor="c", at=at(7, 1))
+    last = store.last_position()
+    with pytest.raises(DomainError, match="periods close in order") as caught:
+        close_period(ledger, projector, NET, "2025-Q1", actor="c", at=at(7, 1))
+    assert caught.value.field == "period"
+    assert store.last_position() == last
+    q2 = statement(projector, ledger, "ann", "2025-Q2")
+    assert q2.opening == Decimal("1000.00") and q2.closed
+    # A Q1 reversal recorded now lands after the latest closed period, not in open Q1.
+    ledger.execute(cmd("referral.reversed", at(3, 1), referral="r1", amount="10000",
+                       reason="void"))  # fmt: skip
+    assert statement(projector, ledger, "ann", "2025-Q2") == q2
+    q3 = statement(projector, ledger, "ann", "2025-Q3")
+    assert [(e.kind, e.amount) for e in q3.entries] == [("clawback", Decimal("-1000.00"))]
+    assert q3.closing == 0
+
+
+def test_payout_reference_is_the_note(ledger: Ledger, projector: Projector) -> None:
+    setup(ledger)
+    ledger.execute(cmd("payout.recorded", at(2, 2), member="ann", payout="p9", amount="12.5",
+                       currency="EUR", reference="SEPA 99"))  # fmt: skip
+    [entry] = statement(projector, ledger, "ann", "2025-Q1").entries
+    assert (entry.kind, entry.amount, entry.note) == ("payout", Decimal("-12.5"), "SEPA 99")

@@ -23,6 +23,7 @@ from ..commands import (
 )
 from ..errors import AlreadyExists, InvalidCommand, InvalidTransition
 from ..identity import aggregate_id
+from ..rules import inputs_digest
 from .base import Aggregate, Lookup, network_currency, positive_money, rule
 from .network import Network
 
@@ -113,6 +114,14 @@ def close_period(lookup: Lookup, closing: Closing | None, command: PeriodClosed)
 def decide_tier(lookup: Lookup, closing: Closing | None, command: TierDecided) -> None:
     found = _closed(closing, command.period)
     lookup.member(command.network, command.member, "member")
+    if (command.inputs.network, command.inputs.member) != (command.network, command.member):
+        raise InvalidCommand(
+            "inputs.member",
+            f"the inputs are {command.inputs.member!r}'s in {command.inputs.network!r}, "
+            f"not {command.member!r}'s in {command.network!r}",
+        )
+    if command.inputs_digest != inputs_digest(command.inputs):
+        raise InvalidCommand("inputs_digest", "does not match the inputs (SHA-256 of their JSON)")
     if command.member in found.tiers:
         raise AlreadyExists(
             "member", f"the tier of {command.member!r} in {command.period} is already decided"

@@ -218,7 +218,16 @@ class IncentiveLedger(Projection):
                 network,
                 position,
                 event,
-                [(command.member, PAYOUT_PLUGIN, PAYOUT_VERSION, "payout", -command.amount, "")],
+                [
+                    (
+                        command.member,
+                        PAYOUT_PLUGIN,
+                        PAYOUT_VERSION,
+                        "payout",
+                        -command.amount,
+                        command.reference or "",
+                    )
+                ],
             )
 
     def _agreement(self, position: int, event: Event) -> None:
@@ -318,12 +327,16 @@ class IncentiveLedger(Projection):
         )
 
     def open_period(self, network: Network, moment: datetime) -> Period:
-        """The period an entry of this business time lands in: its own, or the next open one."""
+        """The period an entry of this business time lands in.
+
+        Its own period, unless that is closed or before the latest closed one
+        (periods close in order): then the first period after the latest closed.
+        """
         calendar = Calendar.of(network)
         period = calendar.containing(moment)
-        closed = closed_periods(self.db, network.network)
-        while period.name in closed:
-            period = calendar.after(period)
+        closed = [calendar.parse(name) for name in closed_periods(self.db, network.network)]
+        if closed and period <= max(closed):
+            return calendar.after(max(closed))
         return period
 
     def _insert(

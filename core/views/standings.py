@@ -31,7 +31,6 @@ of its events.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -68,7 +67,7 @@ from ..events import Event
 from ..periods import Calendar, Period
 from ..pluginmanager import PluginFailed, Rules
 from ..projection import NETWORK_TOPICS, Networks, Projection, projection
-from ..rules import Activity, Decision, Score, TierChoice, Window
+from ..rules import Activity, Decision, Score, TierChoice, Window, inputs_digest
 from ..sql import SqlBackend
 
 #: Amounts are kept as integers of this many units per currency unit.
@@ -88,14 +87,9 @@ _ACTIVITY_FIELDS = (
 _AMOUNTS = ("converted_value_given", "tyfcb_received")
 _STATUSES = ("present", "late", "absent", "substitute", "medical")
 
-_encode = msgspec.json.Encoder(decimal_format="string", order="sorted").encode
+_encode = msgspec.json.Encoder(decimal_format="string").encode
 _decision = msgspec.json.Decoder(Decision | None).decode
 _activity = msgspec.json.Decoder(Activity).decode
-
-
-def inputs_digest(activity: Activity) -> str:
-    """The digest of a decision's inputs: SHA-256 of the activity's canonical JSON."""
-    return "sha256:" + hashlib.sha256(_encode(activity)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -815,8 +809,8 @@ def standings(
     enabled = Networks(rules, {network.network: network}).enabled(network.network)
     previous = {s.member: s for s in read_period(db, network.network, calendar.before(period).name)}
     computed = compute(db, rules, network, enabled, period, previous)
-    statuses = _statuses(db, network.network)
-    result = [replace(s, status=statuses.get(s.member, "")) for s in computed]
+    status_of = statuses(db, network.network)
+    result = [replace(s, status=status_of.get(s.member, "")) for s in computed]
     if member is not None:
         result = [s for s in result if s.member == member]
         if not result:
@@ -824,7 +818,8 @@ def standings(
     return result
 
 
-def _statuses(db: SqlBackend, network: str) -> dict[str, str]:
+def statuses(db: SqlBackend, network: str) -> dict[str, str]:
+    """Every member's status now."""
     _, rows = db.execute(
         f"SELECT member, status FROM {db.table('partnerledger_standing_members')} "
         "WHERE network = ?",
