@@ -77,4 +77,4 @@ def worker(poll: float, once: bool) -> None:
 
 
 # Each module registers its commands on the group when imported.
-from . import periods, scorecards, trail  # noqa: E402, F401
+from . import periods, scorecards, serve, trail  # noqa: E402, F401

@@ -1,0 +1,190 @@
+"""The web application: ``create_app`` wires the areas, security, templates and assets.
+
+Each area of the domain is a module of this package that exposes ``ROUTES``
+(its route handlers) and may add links to :data:`partnerledger.web.pages.NAV`;
+:func:`create_app` finds them all. Pages are jinja2 templates from
+``web/templates``, enhanced with htmx; static assets (htmx, Chart.js) are
+served from ``web/static``, vendored from the npm registry, so the pages work
+with no internet.
+
+Security: server-side sessions in a :class:`~litestar.stores.file.FileStore`
+(shared by the workers of one machine), CSRF protection on every form and
+htmx request (the JSON API, which authenticates with tokens, not cookies,
+is exempt), and the guards of :mod:`partnerledger.web.security`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, Response, get
+from litestar.config.csrf import CSRFConfig
+from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.middleware.base import DefineMiddleware
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.openapi.config import OpenAPIConfig
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect, Template
+from litestar.static_files import create_static_files_router
+from litestar.stores.file import FileStore
+from litestar.template.config import TemplateConfig
+
+from partnerledger import DomainError, __version__
+from partnerledger.store import Database
+
+from .security import PUBLIC, AuthMiddleware
+from .services import Services
+
+HERE = Path(__file__).parent
+SECRET_ENV = "PARTNERLEDGER_SECRET"  # noqa: S105  # the name of a variable
+SESSIONS_ENV = "PARTNERLEDGER_SESSIONS"
+
+
+def _areas() -> list[Any]:
+    """Every route handler of every area module (those exposing ``ROUTES``)."""
+    handlers: list[Any] = []
+    for info in sorted(pkgutil.iter_modules([str(HERE)]), key=lambda i: i.name):
+        module = importlib.import_module(f"{__package__}.{info.name}")
+        handlers.extend(getattr(module, "ROUTES", ()))
+    return handlers
+
+
+@get("/healthz", operation_id="health", include_in_schema=False, sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok", "version": __version__}
+
+
+def _is_api(request: Request[Any, Any, Any]) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _unauthorized(request: Request[Any, Any, Any], error: NotAuthorizedException) -> Response[Any]:
+    if _is_api(request):
+        return _problem(request, 401, "Not signed in", error.detail)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.headers.get("hx-request") == "true":
+        return Response(content="", status_code=401, headers={"HX-Redirect": "/login"})
+    return Redirect(path=f"/login?next={target}")
+
+
+def _problem(
+    request: Request[Any, Any, Any], status: int, title: str, detail: str, **extra: Any
+) -> Response[Any]:
+    """An RFC 9457 problem details response."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    body["instance"] = request.url.path
+    return Response(content=body, status_code=status, media_type="application/problem+json")
+
+
+_TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+           409: "Conflict", 422: "Invalid input", 429: "Too many requests"}  # fmt: skip
+
+
+def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    status = error.status_code
+    title = _TITLES.get(status, "Error")
+    if _is_api(request):
+        extra = {"errors": error.extra} if isinstance(error.extra, list) else {}
+        return _problem(request, status, title, str(error.detail), **extra)
+    if status >= 500:
+        detail = "Something went wrong on our side; nothing was written."
+    else:
+        detail = str(error.detail)
+    return Template(
+        template_name="error.html",
+        context={
+            "status": status,
+            "title": title,
+            "detail": detail,
+            "user": request.scope.get("user"),
+        },
+        status_code=status,
+    )
+
+
+def _domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
+    status = {"not_found": 404, "already_exists": 409, "concurrency_conflict": 409,
+              "store_unavailable": 503}.get(error.code, 422)  # fmt: skip
+    if _is_api(request):
+        return _problem(
+            request, status, _TITLES.get(status, "Error"), f"{error.field}: {error.reason}",
+            errors=[{"field": error.field, "reason": error.reason, "code": error.code}],
+        )  # fmt: skip
+    return Template(
+        template_name="error.html",
+        context={"status": status, "title": _TITLES.get(status, "Error"),
+                 "detail": f"{error.field}: {error.reason}", "user": request.scope.get("user")},
+        status_code=status,
+    )  # fmt: skip
+
+
+def create_app(
+    database: Database | str | None = None,
+    *,
+    secret: str | None = None,
+    sessions: Path | str | None = None,
+    inline: bool | None = None,
+    debug: bool = False,
+) -> Litestar:
+    """The application over a store (``--database`` / ``PARTNERLEDGER_DATABASE`` by default).
+
+    ``secret`` signs CSRF tokens (``PARTNERLEDGER_SECRET``; a random one per
+    process when unset, which is fine for one worker). ``sessions`` is the
+    folder of the session files (``PARTNERLEDGER_SESSIONS``, default
+    ``.partnerledger-sessions``). ``inline`` makes this process bring the
+    views up to date itself (default: on SQLite).
+    """
+    found = database if isinstance(database, Database) else Database.parse(database)
+    key = secret or os.environ.get(SECRET_ENV) or secrets.token_hex(32)
+    session_dir = Path(sessions or os.environ.get(SESSIONS_ENV) or ".partnerledger-sessions")
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.services = Services(found, inline=inline)
+        try:
+            yield
+        finally:
+            app.state.services.close()
+
+    static = create_static_files_router(
+        path="/static", directories=[HERE / "static"], include_in_schema=False
+    )
+    session_config = ServerSideSessionConfig(store="sessions", max_age=8 * 3600, samesite="lax")
+    return Litestar(
+        route_handlers=[healthz, *_areas(), static],
+        lifespan=[lifespan],
+        stores={"sessions": FileStore(session_dir)},
+        middleware=[
+            session_config.middleware,
+            DefineMiddleware(AuthMiddleware, exclude=[f"^{p}" for p in PUBLIC]),
+        ],
+        csrf_config=CSRFConfig(secret=key, exclude=["/api/"], cookie_samesite="lax"),
+        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
+        plugins=[HTMXPlugin()],
+        exception_handlers={
+            NotAuthorizedException: _unauthorized,
+            HTTPException: _http_error,
+            DomainError: _domain_error,
+        },
+        openapi_config=OpenAPIConfig(
+            title="partnerledger API",
+            version=__version__,
+            description="The JSON API of partnerledger: networks, members, referrals, "
+            "agreements, standings, scorecards, statements and events. Authenticate with an "
+            "API token: `Authorization: Bearer plt_...` (create one under Account → API tokens).",
+            path="/schema",
+        ),
+        debug=debug,
+    )
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,107 @@
+"""Who is asking, and what they may see: authentication and guards.
+
+Pages authenticate with a server-side session (the cookie holds only the
+session id; the session holds the user id). The JSON API authenticates with
+an API token: ``Authorization: Bearer plt_...``. Every route except the
+sign-in page, static assets, the OpenAPI document and the health check
+needs one of them; a page without a session redirects to ``/login``.
+
+Roles are per network. :func:`network_guard` reads the route's ``network``
+path parameter and the roles the route allows (``opt={"roles": (...)}``,
+default any role): a user without a role in that network gets **404**, as
+if it did not exist, so one network's pages never reveal another's; a user
+whose role is not allowed gets **403**. :func:`admin_guard` admits site
+administrators only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware.authentication import (
+    AbstractAuthenticationMiddleware,
+    AuthenticationResult,
+)
+
+from partnerledger.accounts import User
+
+from .services import Services
+
+#: Paths that need no sign-in.
+PUBLIC = ("/login", "/static", "/schema", "/healthz", "/favicon.ico")
+SESSION_USER = "user_id"
+
+
+def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
+    """The process's services, kept in the application's state."""
+    found: Services = connection.app.state.services
+    return found
+
+
+class AuthMiddleware(AbstractAuthenticationMiddleware):
+    """Sets ``request.user`` from a bearer token or the session."""
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        accounts = services_of(connection).accounts
+        header = connection.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            user = accounts.user_for_token(header[7:].strip())
+            if user is None:
+                raise NotAuthorizedException("the API token is unknown or revoked")
+            return AuthenticationResult(user=user, auth="token")
+        if connection.url.path.startswith("/api/"):
+            raise NotAuthorizedException("send an API token: Authorization: Bearer <token>")
+        user_id = connection.session.get(SESSION_USER) if "session" in connection.scope else None
+        user = accounts.user(int(user_id)) if user_id is not None else None
+        if user is None:
+            raise NotAuthorizedException("sign in first")
+        return AuthenticationResult(user=user, auth="session")
+
+
+def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
+    """The signed-in user."""
+    user: User = connection.user
+    return user
+
+
+def network_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Admit users with a role in the route's network (404 otherwise) that the route allows."""
+    network = connection.path_params.get("network")
+    if network is None:
+        return
+    user = current_user(connection)
+    role = user.role_in(str(network))
+    if role is None:
+        raise NotFoundException(f"no network {network!r}")
+    allowed = handler.opt.get("roles")
+    if allowed and role not in allowed:
+        raise PermissionDeniedException(f"a {role} of {network} cannot do this")
+
+
+def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Admit site administrators only."""
+    if not current_user(connection).site_admin:
+        raise PermissionDeniedException("only a site administrator can do this")
+
+
+COORDINATOR = {"roles": ("coordinator",)}
+COORDINATOR_OR_MEMBER = {"roles": ("coordinator", "member")}
+
+__all__ = [
+    "COORDINATOR",
+    "COORDINATOR_OR_MEMBER",
+    "PUBLIC",
+    "SESSION_USER",
+    "AuthMiddleware",
+    "admin_guard",
+    "current_user",
+    "network_guard",
+    "services_of",
+]

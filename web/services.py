@@ -1,0 +1,118 @@
+"""The application services the pages and the JSON API share.
+
+One :class:`Services` per process holds the event store, the ledger, the
+views and the accounts. Writes go through :meth:`Services.execute` (a dict
+of fields, as a form or a JSON body gives them, becomes a command; the
+actor is the signed-in user); reads go to the views, caught up first when
+this process keeps them itself (``inline``: the SQLite default) or read as
+the worker left them (PostgreSQL with ``partnerledger worker``).
+
+Handlers are ``async`` and call these synchronous services directly, on the
+event loop's thread: every connection is used by the thread that opened it,
+and one process handles one request at a time against SQLite, which
+serialises writes anyway.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from partnerledger import DomainError, Ledger, Store
+from partnerledger.accounts import Accounts, User
+from partnerledger.commands import Command, convert_command
+from partnerledger.domain import Network
+from partnerledger.errors import NotFound, from_validation_error
+from partnerledger.events import Event
+from partnerledger.projection import Projector
+from partnerledger.store import Database
+
+
+class Services:
+    """The store, the ledger, the views and the accounts of one process."""
+
+    def __init__(self, database: Database, *, inline: bool | None = None) -> None:
+        self.database = database
+        self.store = Store(database)
+        self.ledger = Ledger(self.store)
+        self.projector = Projector(self.store, self.ledger.rules)
+        self.accounts = Accounts(database)
+        #: Whether this process brings the views up to date itself.
+        self.inline = database.kind == "sqlite" if inline is None else inline
+
+    def close(self) -> None:
+        """Release every connection."""
+        self.accounts.close()
+        self.projector.close()
+        self.store.close()
+
+    # -- reading ----------------------------------------------------------
+
+    @property
+    def db(self) -> Any:
+        """The views' connection, brought up to date first when this process keeps them."""
+        if self.inline:
+            self.projector.catch_up()
+        return self.projector.db
+
+    def network(self, slug: str) -> Network:
+        """The network, or NotFound."""
+        return self.ledger.unit_of_work().network(slug)
+
+    def networks(self) -> list[Network]:
+        """Every network, by slug."""
+        work = self.ledger.unit_of_work()
+        slugs = sorted({e.command.network for _, e in self.store.read(topics=["network.created"])})
+        return [work.network(s) for s in slugs]
+
+    def members(self, network: str) -> list[Any]:
+        """Every member of a network, in order of appearance."""
+        from partnerledger.domain import Member, member_id
+
+        work = self.ledger.unit_of_work()
+        slugs: list[str] = []
+        for _, event in self.store.read(topics=["member.invited", "member.joined"]):
+            command: Any = event.command
+            if command.network == network and command.member not in slugs:
+                slugs.append(command.member)
+        found = [work.load(Member, member_id(network, s)) for s in slugs]
+        return [m for m in found if m is not None]
+
+    # -- writing ----------------------------------------------------------
+
+    def command(self, fields: dict[str, Any], user: User, *, at: datetime | None = None) -> Command:
+        """Build a command from plain fields; the actor is the user, the time now by default."""
+        payload = {k: v for k, v in fields.items() if v not in (None, "", [], {})}
+        payload["actor"] = user.email
+        payload.setdefault("occurred_at", (at or datetime.now(UTC)).isoformat())
+        try:
+            return convert_command(payload)
+        except msgspec.ValidationError as error:
+            raise from_validation_error(error) from None
+
+    def execute(self, fields: dict[str, Any], user: User) -> Event | None:
+        """Decide and record one command; ``None`` when it was already recorded."""
+        outcome = self.ledger.execute(self.command(fields, user))
+        if self.inline:
+            self.projector.catch_up()
+        return outcome.recorded[0] if outcome.recorded else None
+
+    def run(self, commands: list[Command]) -> list[Event]:
+        """Record several commands, all or nothing."""
+        outcome = self.ledger.execute(*commands)
+        if self.inline:
+            self.projector.catch_up()
+        return outcome.recorded
+
+
+def ensure_network(services: Services, slug: str) -> Network:
+    """The network, or NotFound on ``network``."""
+    try:
+        return services.network(slug)
+    except DomainError as error:
+        raise NotFound("network", error.reason) from error
+
+
+__all__ = ["Services", "ensure_network"]
