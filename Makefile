@@ -1,5 +1,6 @@
 # Two commands set up everything on a fresh clone:
-#   make demo   - install, then load the demo network into ./partnerledger.db
+#   make demo   - install, load the demo networks into ./partnerledger.db (once)
+#                 and start the web app on http://127.0.0.1:8000 with demo sign-ins
 #   make test   - install, then lint, type-check and run the whole test suite,
 #                 then install the example plugin and run its tests
 PYTHON ?= python3
@@ -19,8 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/partnerledger demo
-	$(BIN)/partnerledger standings --network riverside
+	$(BIN)/partnerledger serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

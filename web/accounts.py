@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.enums import MediaType
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
@@ -41,6 +42,7 @@ async def login_page(
 ) -> Template:
     """The sign-in form."""
     return Template(
+        media_type=MediaType.HTML,
         template_name="login.html",
         context={"next": _safe_next(next), "errors": {}, "email": "", "user": None},
     )
@@ -68,6 +70,7 @@ async def login(request: Request[Any, Any, Any]) -> Any:
         accounts.failed_login(f"email:{email}")
         accounts.failed_login(address)
         return Template(
+            media_type=MediaType.HTML,
             template_name="login.html",
             context={
                 "next": target,

@@ -26,6 +26,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Response, get
 from litestar.config.csrf import CSRFConfig
+from litestar.enums import MediaType
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.session.server_side import ServerSideSessionConfig
@@ -100,6 +101,7 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     else:
         detail = str(error.detail)
     return Template(
+        media_type=MediaType.HTML,
         template_name="error.html",
         context={
             "status": status,
@@ -120,6 +122,7 @@ def _domain_error(request: Request[Any, Any, Any], error: DomainError) -> Respon
             errors=[{"field": error.field, "reason": error.reason, "code": error.code}],
         )  # fmt: skip
     return Template(
+        media_type=MediaType.HTML,
         template_name="error.html",
         context={"status": status, "title": _TITLES.get(status, "Error"),
                  "detail": f"{error.field}: {error.reason}", "user": request.scope.get("user")},

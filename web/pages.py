@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
+from litestar.enums import MediaType
 from litestar.response import Template
 
 from partnerledger import DomainError
@@ -72,7 +73,9 @@ def page(
         "path": request.url.path,
         **context,
     }
-    return Template(template_name=template, context=full, status_code=status_code)
+    return Template(
+        template_name=template, context=full, status_code=status_code, media_type=MediaType.HTML
+    )
 
 
 async def read_form(request: Request[Any, Any, Any]) -> dict[str, Any]:
