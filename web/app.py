@@ -24,10 +24,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response, Router, get
 from litestar.config.csrf import CSRFConfig
 from litestar.enums import MediaType
 from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi.config import OpenAPIConfig
@@ -54,7 +55,9 @@ def _areas() -> list[Any]:
     handlers: list[Any] = []
     for info in sorted(pkgutil.iter_modules([str(HERE)]), key=lambda i: i.name):
         module = importlib.import_module(f"{__package__}.{info.name}")
-        handlers.extend(getattr(module, "ROUTES", ()))
+        routes = getattr(module, "ROUTES", ())
+        if isinstance(routes, list | tuple):
+            handlers.extend(h for h in routes if isinstance(h, BaseRouteHandler | Router))
     return handlers
 
 

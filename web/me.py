@@ -24,7 +24,7 @@ next band, each checked against the plugin's own arithmetic.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -64,7 +64,7 @@ def _own_business(request: Request[Any, Any, Any], network: str) -> str:
     grant = current_user(request).grants.get(network)
     if grant is None or grant.member is None:
         raise PermissionDeniedException("your account acts for no business in this network")
-    return grant.member
+    return str(grant.member)
 
 
 def money(amount: Decimal | None, currency: str) -> str:
@@ -91,7 +91,10 @@ def number(value: Decimal | None) -> str:
 
 def _enabled(services: Services, network: Network) -> dict[str, Any]:
     """The network's enabled plugins with their settings (ones now invalid left out)."""
-    return Networks(services.ledger.rules, {network.network: network}).enabled(network.network)
+    found: dict[str, Any] = Networks(services.ledger.rules, {network.network: network}).enabled(
+        network.network
+    )
+    return found
 
 
 def _names(services: Services, network: str) -> dict[str, str]:
@@ -170,6 +173,16 @@ def next_tier(rungs: list[tuple[str, Decimal]], standing: Standing) -> Gap | Non
     return Gap(name, threshold, max(threshold - total, Decimal(0)))
 
 
+def below_tier(rungs: list[tuple[str, Decimal]], standing: Standing) -> Gap | None:
+    """The tier in force when the score is below its threshold (kept by a grace period or an
+    override): the points missing to earn it on the score alone."""
+    total = standing.total
+    threshold = dict(rungs).get(standing.tier_name or "")
+    if total is None or threshold is None or total >= threshold:
+        return None
+    return Gap(str(standing.tier_name), threshold, threshold - total)
+
+
 def sections(rules: Rules, enabled: dict[str, Any], standing: Standing) -> list[Section]:
     """The score's sections, with what earns each one's next band where the plugin says."""
     decision = standing.score
@@ -198,9 +211,7 @@ _TRAFFIC = {
 }
 
 
-def _traffic_lights(
-    plugin: Any, activity: Activity, settings: Any, score: Score
-) -> list[Section]:
+def _traffic_lights(plugin: Any, activity: Activity, settings: Any, score: Score) -> list[Section]:
     """The seven sections, each with what the plugin's own arithmetic says earns more."""
     settings = settings if settings is not None else plugin.Settings()
     meetings = activity.meetings_held
@@ -232,7 +243,7 @@ def _traffic_lights(
             if points(msgspec.structs.replace(activity, **{field: have + need}), key) >= target:
                 return (
                     f"{need} more {noun if need != 1 else noun.rstrip('s')} in this window "
-                    f"({meetings} meetings) earn {number(target)} points"
+                    f"({meetings} meetings) would earn {number(target)} points"
                 )
             need += 1
         return ""
@@ -253,10 +264,10 @@ def _traffic_lights(
             for fewer in range(activity.absent - 1, -1, -1):
                 earned = points(msgspec.structs.replace(activity, absent=fewer), key)
                 if earned > value:
+                    most = "no absence" if fewer == 0 else f"at most {fewer} absence"
                     nxt = (
-                        f"{number(earned)} points with at most {fewer} absence"
-                        f"{'s' if fewer != 1 else ''} in the window (absences leave the score "
-                        "as the window moves on)"
+                        f"{number(earned)} points with {most}{'s' if fewer > 1 else ''} in the "
+                        "window (absences leave the score as the window moves on)"
                     )
                     break
         elif key == "referrals":
@@ -275,7 +286,7 @@ def _traffic_lights(
                 if threshold > have:
                     changed = msgspec.structs.replace(activity, tyfcb_received=threshold)
                     nxt = (
-                        f"{money(threshold - have, currency)} more in this window earn "
+                        f"{money(threshold - have, currency)} more in this window would earn "
                         f"{number(points(changed, key))} points"
                     )
                     break
@@ -287,8 +298,9 @@ def _traffic_lights(
         elif key == "trainings":
             measured = f"{activity.trainings} completed"
             changed = msgspec.structs.replace(activity, trainings=activity.trainings + 1)
-            if points(changed, key) > value:
-                nxt = f"1 more training in this window earns {number(points(changed, key))} points"
+            earned = points(changed, key)
+            if earned > value:
+                nxt = f"1 more training in this window would earn {number(earned)} points"
         rows.append(Section(key, label, value, top, measured, nxt))
     return rows
 
@@ -321,7 +333,9 @@ def _points(activity: Activity, settings: Any, score: Score) -> list[Section]:
         label, measured, weight, what = each.get(key, (key.capitalize(), "", None, ""))
         if key == "recency":
             label = "Recency adjustment"
-        nxt = f"{what} adds {number(weight)} points" if linear and weight else ""
+        nxt = ""
+        if linear and weight:
+            nxt = f"{what} adds {number(weight)} point{'s' if weight != 1 else ''}"
         rows.append(Section(key, label, value, None, measured, nxt))
     return rows
 
@@ -329,12 +343,22 @@ def _points(activity: Activity, settings: Any, score: Score) -> list[Section]:
 # ------------------------------------------------------------------ standing
 
 
-def _history_data(rows: list[Standing]) -> list[dict[str, Any]]:
-    return [
-        {"period": s.period, "total": float(s.total) if s.total is not None else None,
-         "label": s.label, "tier": s.tier_name}
-        for s in rows
-    ]  # fmt: skip
+def _chart(rows: list[Standing], rungs: list[tuple[str, Decimal]]) -> dict[str, Any]:
+    """What the history chart draws (``web/static/me.js``): totals by period, the ladder."""
+    return {
+        "history": [
+            {"period": s.period, "total": float(s.total) if s.total is not None else None,
+             "label": s.label, "tier": s.tier_name}
+            for s in rows
+        ],
+        "rungs": [{"name": name, "threshold": float(threshold)} for name, threshold in rungs],
+    }  # fmt: skip
+
+
+def _days(standing: Standing) -> tuple[date, date]:
+    """The first and the last day of the scoring window (its end is exclusive)."""
+    window = standing.window
+    return window.start.date(), (window.end - timedelta(microseconds=1)).date()
 
 
 @get("/n/{network:str}/me", operation_id="memberStanding", guards=[network_guard], opt=MEMBER,
@@ -371,9 +395,10 @@ async def my_standing(
     return page(
         request, "me.html", network=network, me=me, name=_names(services, network).get(me, me),
         current=current, asked=period, errors=errors, history=past,
-        chart=_history_data(past), rungs=rungs,
+        chart=_chart(past, rungs), rungs=rungs, days=_days(current) if current else None,
         colour=next_colour(rules, current) if current else None,
         tier=next_tier(rungs, current) if current else None,
+        held=below_tier(rungs, current) if current else None,
         sections=sections(rules, enabled, current) if current else [],
         currency=found.currency, unread=unread, money=money, number=number,
         status_code=422 if errors else 200,
@@ -473,18 +498,18 @@ async def my_inbox(request: Request[Any, Any, Any], network: FromPath[str]) -> T
     )  # fmt: skip
 
 
-@post("/n/{network:str}/me/inbox/{message:int}/read", operation_id="memberInboxRead",
+@post("/n/{network:str}/me/inbox/{id:int}/read", operation_id="memberInboxRead",
       guards=[network_guard], opt=MEMBER, include_in_schema=False)  # fmt: skip
 async def mark_read(
-    request: Request[Any, Any, Any], network: FromPath[str], message: FromPath[int]
+    request: Request[Any, Any, Any], network: FromPath[str], id: FromPath[int]
 ) -> Redirect:
     """Mark one of the member's messages read (another's is not found)."""
     services = services_of(request)
     me = _own_business(request, network)
     with Deliveries(services.database) as deliveries:
-        if not any(m.id == message for m in deliveries.inbox(network, me)):
-            raise NotFoundException(f"no message {message} in your inbox")
-        deliveries.mark_read(message)
+        if not any(m.id == id for m in deliveries.inbox(network, me)):
+            raise NotFoundException(f"no message {id} in your inbox")
+        deliveries.mark_read(id)
     return Redirect(path=f"/n/{network}/me/inbox", status_code=303)
 
 
