@@ -147,7 +147,7 @@ def create_app(
     process when unset, which is fine for one worker). ``sessions`` is the
     folder of the session files (``PARTNERLEDGER_SESSIONS``, default
     ``.partnerledger-sessions``). ``inline`` makes this process bring the
-    views up to date itself (default: on SQLite).
+    views up to date itself (default: yes, unless ``PARTNERLEDGER_VIEWS=worker``).
     """
     found = database if isinstance(database, Database) else Database.parse(database)
     key = secret or os.environ.get(SECRET_ENV) or secrets.token_hex(32)

@@ -15,6 +15,7 @@ serialises writes anyway.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,18 +30,23 @@ from partnerledger.events import Event
 from partnerledger.projection import Projector
 from partnerledger.store import Database
 
+#: ``worker``: leave the views to ``partnerledger worker`` (default ``inline``).
+VIEWS_ENV = "PARTNERLEDGER_VIEWS"
+
 
 class Services:
     """The store, the ledger, the views and the accounts of one process."""
 
     def __init__(self, database: Database, *, inline: bool | None = None) -> None:
+        if inline is None:
+            inline = os.environ.get(VIEWS_ENV, "inline").strip().lower() != "worker"
         self.database = database
         self.store = Store(database)
         self.ledger = Ledger(self.store)
         self.projector = Projector(self.store, self.ledger.rules)
         self.accounts = Accounts(database)
         #: Whether this process brings the views up to date itself.
-        self.inline = database.kind == "sqlite" if inline is None else inline
+        self.inline = inline
 
     def close(self) -> None:
         """Release every connection."""

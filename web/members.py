@@ -1,0 +1,253 @@
+"""Members: the list, a member's profile, standing history and scorecards, and their status.
+
+Every role of the network reads these pages; only a coordinator invites a
+business (``member.invited``), marks an invited one as joined
+(``member.joined``), suspends, reinstates or records that a member left.
+A refused command writes nothing: the form comes back (422) with the reason
+next to the field at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from partnerledger import DomainError
+from partnerledger.domain import Member
+from partnerledger.views.standings import history
+
+from .dashboard import cards_of, latest_standings, money_text
+from .pages import NAV, NavItem, page, read_form
+from .security import COORDINATOR, current_user, network_guard, services_of
+from .services import Services, ensure_network
+
+NAV.append(NavItem("Members", "/members", order=20))
+
+#: The invitation form's inputs, and the command field each one fills.
+INVITE_FIELDS = ("member", "name", "category", "service_area", "contact_email")
+#: What each status change records, its label, and the statuses it applies to.
+ACTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "join": ("member.joined", "Mark as joined", ("invited",)),
+    "suspend": ("member.suspended", "Suspend", ("active",)),
+    "reinstate": ("member.reinstated", "Reinstate", ("suspended",)),
+    "leave": ("member.left", "Record that the member left", ("invited", "active", "suspended")),
+}
+
+
+def _text(form: dict[str, Any], name: str) -> str:
+    value = form.get(name, "")
+    return str(value[-1] if isinstance(value, list) else value).strip()
+
+
+def _invite_errors(error: DomainError) -> dict[str, str]:
+    """The refused field, named as the invitation form's input."""
+    name = error.field
+    if name.startswith("contact"):
+        name = "contact_email"
+    return {name: error.reason}
+
+
+def _members_page(
+    request: Request[Any, Any, Any],
+    network: str,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Template:
+    services = services_of(request)
+    found = ensure_network(services, network)
+    period, standing = latest_standings(services.db, network)
+    members = sorted(services.members(network), key=lambda m: (m.name.lower(), m.slug))
+    return page(
+        request, "members.html", network=network, info=found, members=members, period=period,
+        standing=standing, errors=errors or {}, values=values or {}, status_code=status_code,
+    )  # fmt: skip
+
+
+@get(
+    "/n/{network:str}/members",
+    operation_id="membersPage",
+    guards=[network_guard],
+    include_in_schema=False,
+)
+async def members_page(request: Request[Any, Any, Any], network: FromPath[str]) -> Template:
+    """The network's members with their status and latest standing."""
+    return _members_page(request, network)
+
+
+@post(
+    "/n/{network:str}/members",
+    operation_id="inviteMember",
+    guards=[network_guard],
+    opt=COORDINATOR,
+    include_in_schema=False,
+)
+async def invite_member(request: Request[Any, Any, Any], network: FromPath[str]) -> Any:
+    """Invite a business to the network (a coordinator only)."""
+    services = services_of(request)
+    form = await read_form(request)
+    values = {name: _text(form, name) for name in INVITE_FIELDS}
+    email = values["contact_email"]
+    fields = {
+        "type": "member.invited",
+        "network": network,
+        "member": values["member"],
+        "name": values["name"],
+        "category": values["category"],
+        "service_area": values["service_area"],
+        "contact": {"email": email} if email else None,
+    }
+    try:
+        services.execute(fields, current_user(request))
+    except DomainError as error:
+        return _members_page(
+            request, network, errors=_invite_errors(error), values=values, status_code=422
+        )
+    return Redirect(path=f"/n/{network}/members/{values['member']}", status_code=303)
+
+
+def _member(services: Services, network: str, slug: str) -> Member:
+    """The member, or NotFound (a 404 page)."""
+    ensure_network(services, network)
+    found: Member = services.ledger.unit_of_work().member(network, slug, "member")
+    return found
+
+
+def _member_page(
+    request: Request[Any, Any, Any],
+    network: str,
+    slug: str,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Template:
+    services = services_of(request)
+    info = ensure_network(services, network)
+    member = _member(services, network, slug)
+    db = services.db
+    names = {m.slug: m.name for m in services.members(network)}
+    periods = history(db, network, slug)
+    cards = cards_of(db, network, slug)
+    chart = {
+        "labels": [s.period for s in periods],
+        "scores": [str(s.total) if s.total is not None else None for s in periods],
+        "tiers": [s.tier_name for s in periods],
+    }
+    # A refused action keeps its form, so its reason shows next to it.
+    failed = {name.removesuffix("_reason") for name in errors or {}}
+    actions = [
+        (name, label) for name, (_, label, statuses) in ACTIONS.items()
+        if member.status in statuses or name in failed
+    ]  # fmt: skip
+    return page(
+        request, "members_detail.html", network=network, info=info, member=member,
+        periods=list(reversed(periods)), history_chart=chart, cards=cards, names=names,
+        money=lambda value: money_text(value, info.currency), actions=actions,
+        errors=errors or {}, values=values or {}, status_code=status_code,
+    )  # fmt: skip
+
+
+@get(
+    "/n/{network:str}/members/{member:str}",
+    operation_id="memberPage",
+    guards=[network_guard],
+    include_in_schema=False,
+)
+async def member_page(
+    request: Request[Any, Any, Any], network: FromPath[str], member: FromPath[str]
+) -> Template:
+    """A member's profile, standing in every period, and scorecard with each partner."""
+    return _member_page(request, network, member)
+
+
+async def _change_status(
+    request: Request[Any, Any, Any], network: str, member: str, action: str
+) -> Any:
+    services = services_of(request)
+    _member(services, network, member)
+    form = await read_form(request)
+    reason = _text(form, f"{action}_reason")
+    fields: dict[str, Any] = {"type": ACTIONS[action][0], "network": network, "member": member}
+    if action != "join":
+        fields["reason"] = reason
+    try:
+        services.execute(fields, current_user(request))
+    except DomainError as error:
+        name = f"{action}_reason" if error.field == "reason" else action
+        return _member_page(
+            request, network, member, errors={name: error.reason},
+            values={f"{action}_reason": reason}, status_code=422,
+        )  # fmt: skip
+    return Redirect(path=f"/n/{network}/members/{member}", status_code=303)
+
+
+@post(
+    "/n/{network:str}/members/{member:str}/join",
+    operation_id="memberJoin",
+    guards=[network_guard],
+    opt=COORDINATOR,
+    include_in_schema=False,
+)
+async def join_member(
+    request: Request[Any, Any, Any], network: FromPath[str], member: FromPath[str]
+) -> Any:
+    """Record that an invited business joined (a coordinator only)."""
+    return await _change_status(request, network, member, "join")
+
+
+@post(
+    "/n/{network:str}/members/{member:str}/suspend",
+    operation_id="memberSuspend",
+    guards=[network_guard],
+    opt=COORDINATOR,
+    include_in_schema=False,
+)
+async def suspend_member(
+    request: Request[Any, Any, Any], network: FromPath[str], member: FromPath[str]
+) -> Any:
+    """Suspend an active member, with a reason (a coordinator only)."""
+    return await _change_status(request, network, member, "suspend")
+
+
+@post(
+    "/n/{network:str}/members/{member:str}/reinstate",
+    operation_id="memberReinstate",
+    guards=[network_guard],
+    opt=COORDINATOR,
+    include_in_schema=False,
+)
+async def reinstate_member(
+    request: Request[Any, Any, Any], network: FromPath[str], member: FromPath[str]
+) -> Any:
+    """Make a suspended member active again (a coordinator only)."""
+    return await _change_status(request, network, member, "reinstate")
+
+
+@post(
+    "/n/{network:str}/members/{member:str}/leave",
+    operation_id="memberLeave",
+    guards=[network_guard],
+    opt=COORDINATOR,
+    include_in_schema=False,
+)
+async def leave_member(
+    request: Request[Any, Any, Any], network: FromPath[str], member: FromPath[str]
+) -> Any:
+    """Record that a member left the network, for good (a coordinator only)."""
+    return await _change_status(request, network, member, "leave")
+
+
+ROUTES = [
+    members_page,
+    invite_member,
+    member_page,
+    join_member,
+    suspend_member,
+    reinstate_member,
+    leave_member,
+]
