@@ -33,7 +33,7 @@ VALUES = {
     "plugin": "points",
     "entity": "member:ann-law",
     "id": "1",
-    "token_id": "1",
+    "token_id": "999",  # not the outsider's own token (revoking it would end the walk)
 }
 PUBLIC = ("/login", "/logout", "/healthz", "/static", "/schema")
 

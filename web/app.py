@@ -32,6 +32,8 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
@@ -117,7 +119,7 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
 
 
 def _domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
-    status = {"not_found": 404, "already_exists": 409, "concurrency_conflict": 409,
+    status = {"not_found": 404, "already_exists": 409, "conflict": 409,
               "store_unavailable": 503}.get(error.code, 422)  # fmt: skip
     if _is_api(request):
         return _problem(
@@ -188,6 +190,18 @@ def create_app(
             "agreements, standings, scorecards, statements and events. Authenticate with an "
             "API token: `Authorization: Bearer plt_...` (create one under Account → API tokens).",
             path="/schema",
+            # The document itself at /schema (and /schema/openapi.json): no page that
+            # loads a viewer from a CDN, so it works offline.
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
+            use_handler_docstrings=True,
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", description="An API token: plt_..."
+                    )
+                }
+            ),
+            security=[{"BearerToken": []}],
         ),
         debug=debug,
     )

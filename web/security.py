@@ -82,7 +82,7 @@ def network_guard(
         raise NotFoundException(f"no network {network!r}")
     allowed = handler.opt.get("roles")
     if allowed and role not in allowed:
-        raise PermissionDeniedException(f"a {role} of {network} cannot do this")
+        raise PermissionDeniedException(f"the {role} role in {network} cannot do this")
 
 
 def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
