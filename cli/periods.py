@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -314,70 +313,7 @@ def statement_(network: str, member: str, period: str, as_json: bool, as_csv: bo
         _write_json(found.as_dict())
         return
     if as_csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(
-            [
-                "period",
-                "occurred_at",
-                "kind",
-                "amount",
-                "currency",
-                "source_type",
-                "source",
-                "plugin",
-                "version",
-                "note",
-                "balance",
-            ]
-        )
-        balance = found.opening
-        writer.writerow(
-            [
-                found.period,
-                "",
-                "opening",
-                "",
-                found.currency,
-                "",
-                "",
-                "",
-                "",
-                "",
-                ledger_view.money(balance),
-            ]
-        )
-        for entry in found.entries:
-            balance += entry.amount
-            writer.writerow(
-                [
-                    found.period,
-                    entry.occurred_at.isoformat(),
-                    entry.kind,
-                    ledger_view.money(entry.amount),
-                    entry.currency,
-                    entry.source_type,
-                    entry.source,
-                    entry.plugin,
-                    entry.version,
-                    entry.note,
-                    ledger_view.money(balance),
-                ]
-            )
-        writer.writerow(
-            [
-                found.period,
-                "",
-                "closing",
-                "",
-                found.currency,
-                "",
-                "",
-                "",
-                "",
-                "",
-                ledger_view.money(found.closing),
-            ]
-        )
+        sys.stdout.write(found.as_csv())
         return
     table = Table(header_style="bold", title=f"{member} · {found.period}")
     for column in ("date", "kind", "amount", "source", "rule", "note"):

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -40,20 +38,6 @@ from .services import Services
 NAV.append(NavItem("Statements", "/statements", order=60))
 
 PAYOUT_FIELDS = ("member", "payout", "amount", "currency", "reference")
-#: The columns of ``partnerledger statement --csv``.
-CSV_COLUMNS = (
-    "period",
-    "occurred_at",
-    "kind",
-    "amount",
-    "currency",
-    "source_type",
-    "source",
-    "plugin",
-    "version",
-    "note",
-    "balance",
-)
 
 
 def _member_for(request: Request[Any, Any, Any], network: str, asked: str | None) -> str | None:
@@ -95,40 +79,6 @@ def _statement(
     periods = statement_periods(services, found)
     chosen = pick_period(found, periods, period)
     return ledger_view.statement(services.db, found, member, chosen), chosen, periods
-
-
-def statement_csv(statement: Statement) -> str:
-    """A statement as CSV: an opening row, one row per entry with the balance, a closing row."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    money = ledger_view.money
-    blank = ["", "", "", "", ""]
-    balance = statement.opening
-    writer.writerow(
-        [statement.period, "", "opening", "", statement.currency, *blank, money(balance)]
-    )
-    for entry in statement.entries:
-        balance += entry.amount
-        writer.writerow(
-            [
-                statement.period,
-                entry.occurred_at.isoformat(),
-                entry.kind,
-                money(entry.amount),
-                entry.currency,
-                entry.source_type,
-                entry.source,
-                entry.plugin,
-                entry.version,
-                entry.note,
-                money(balance),
-            ]
-        )
-    writer.writerow(
-        [statement.period, "", "closing", "", statement.currency, *blank, money(statement.closing)]
-    )
-    return out.getvalue()
 
 
 def _page(
@@ -229,7 +179,7 @@ async def statement_download(
     statement, found, _ = _statement(services_of(request), network, chosen, period)
     name = f"statement-{network}-{chosen}-{found.name}.csv".replace("+", "_")
     return Response(
-        content=statement_csv(statement),
+        content=statement.as_csv(),
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": f'attachment; filename="{name}"'},
     )
@@ -270,4 +220,4 @@ async def record_payout(request: Request[Any, Any, Any], network: FromPath[str])
 
 ROUTES = [statements_page, statement_download, record_payout]
 
-__all__ = ["CSV_COLUMNS", "ROUTES", "statement_csv", "statement_periods"]
+__all__ = ["ROUTES", "statement_periods"]

@@ -25,6 +25,8 @@ kept in ``partnerledger_ledger_problems`` and earns nothing.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -142,6 +144,51 @@ class Statement:
             "closing": money(self.closing),
         }
 
+    def as_csv(self) -> str:
+        """The statement as CSV: an opening row, a row per entry with the balance, a closing row."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        blank = ["", "", "", "", ""]
+        balance = self.opening
+        writer.writerow([self.period, "", "opening", "", self.currency, *blank, money(balance)])
+        for entry in self.entries:
+            balance += entry.amount
+            writer.writerow(
+                [
+                    self.period,
+                    entry.occurred_at.isoformat(),
+                    entry.kind,
+                    money(entry.amount),
+                    entry.currency,
+                    entry.source_type,
+                    entry.source,
+                    entry.plugin,
+                    entry.version,
+                    entry.note,
+                    money(balance),
+                ]
+            )
+        writer.writerow(
+            [self.period, "", "closing", "", self.currency, *blank, money(self.closing)]
+        )
+        return out.getvalue()
+
+
+#: The columns of a statement as CSV (``partnerledger statement --csv``, the web download).
+CSV_COLUMNS = (
+    "period",
+    "occurred_at",
+    "kind",
+    "amount",
+    "currency",
+    "source_type",
+    "source",
+    "plugin",
+    "version",
+    "note",
+    "balance",
+)
 
 _ENTRY_COLUMNS = (
     "network, member, period, position, seq, source, source_type, occurred_at, plugin, "
@@ -507,6 +554,7 @@ def problems(db: SqlBackend, network: str) -> list[tuple[int, str, str]]:
 
 
 __all__ = [
+    "CSV_COLUMNS",
     "Entry",
     "IncentiveLedger",
     "Statement",
