@@ -215,6 +215,11 @@ def _registered() -> dict[str, type[Projection]]:
 class _Moved(Exception):
     """Another process moved a tracking position first: the batch was rolled back."""
 
+    def __init__(self, handled: int) -> None:
+        super().__init__(handled)
+        #: Events of the batches committed so far (a retry goes on counting from there).
+        self.handled = handled
+
 
 class Projector:
     """Keeps the views of one store up to date."""
@@ -277,12 +282,12 @@ class Projector:
             stored = self._stored()
             for name, view in self.projections.items():
                 if name in stored and stored[name][0] != view.version:
-                    self._drop(view)
-                    self.db.execute(
+                    self.db.execute(  # the tracking row first (see rebuild)
                         f"UPDATE {self.db.table(TRACKING)} SET version = ?, position = 0 "
                         "WHERE name = ?",
                         (view.version, name),
                     )
+                    self._drop(view)
                 view.create()
                 self.db.execute(
                     f"INSERT INTO {self.db.table(TRACKING)} (name, version, position) "
@@ -316,18 +321,19 @@ class Projector:
         handled = 0
         while True:
             try:
-                return handled + self._catch_up(progress)
-            except _Moved:
-                continue  # another process took a batch: read the positions again
+                return self._catch_up(progress, handled)
+            except _Moved as moved:
+                # another process took a batch: read the positions again
+                handled = moved.handled
 
-    def _catch_up(self, progress: Callable[[int, int], None] | None) -> int:
+    def _catch_up(self, progress: Callable[[int, int], None] | None, handled: int) -> int:
+        """Catch up from the stored positions; ``handled`` events were handled before."""
         positions = self.positions()
         start = min(positions.values(), default=0)
         last = self.store.last_position()
         if start >= last:
-            return 0
+            return handled
         networks = Networks(self.rules, networks_until(self.store, start))
-        handled = 0
         for batch in chunks(self.store.read(after=start, page=self.batch), self.batch):
             end = batch[-1][0]
             stamp = self.db.ts(self.clock())
@@ -342,7 +348,7 @@ class Projector:
                             (end, stamp, name, positions[name]),
                         )
                         if moved != 1:
-                            raise _Moved(name)
+                            raise _Moved(handled)
                     for position, event in batch:
                         networks.apply(event)
                         for name, view in self.projections.items():
@@ -377,13 +383,16 @@ class Projector:
             if isinstance(self.db, PostgresBackend):
                 self.db.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK,))
             for view in chosen:
-                self._drop(view)
-                view.create()
+                # The tracking row first: a batch in flight holds it until it commits, and
+                # may still write to the view's tables. Dropping them first would deadlock
+                # with it (PostgreSQL): it waits for the dropped tables, we for its row.
                 self.db.execute(
                     f"UPDATE {self.db.table(TRACKING)} SET version = ?, position = 0 "
                     "WHERE name = ?",
                     (view.version, view.name),
                 )
+                self._drop(view)
+                view.create()
         return self.catch_up(progress)
 
     def follow(self, stop: threading.Event, poll: float = 0.2) -> None:

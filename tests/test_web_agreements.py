@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
-from partnerledger import Database, Ledger, Store
 from partnerledger.commands import convert_command
-from partnerledger.web.app import create_app
-from webkit import START, Browser, World, build_world
+from webkit import START, World, browser, build_world, events, record
 
 LIST = "/n/riverside/agreements"
 
@@ -26,31 +21,9 @@ def world(database_url: str) -> World:
     return build_world(database_url)
 
 
-@contextmanager
-def signed_in(world: World, tmp_path: Path, email: str) -> Iterator[Browser]:
-    """A browser of an app that keeps its views up to date itself (on PostgreSQL too)."""
-    app = create_app(
-        world.database_url, secret="test-secret", sessions=tmp_path / "sessions", inline=True
-    )
-    with TestClient(app) as client:
-        web = Browser(client)
-        web.sign_in(email)
-        yield web
-
-
-def events(world: World, kind: str | None = None) -> list[Any]:
-    with Store(Database.parse(world.database_url)) as store:
-        return [e for _, e in store.read() if kind is None or e.type == kind]
-
-
 def command(type_: str, network: str, **fields: Any) -> Any:
     fields.setdefault("occurred_at", START)
     return convert_command({"type": type_, "network": network, "actor": "setup", **fields})
-
-
-def record(world: World, *commands: Any) -> None:
-    with Store(Database.parse(world.database_url)) as store:
-        Ledger(store).execute(*commands)
 
 
 def proposal(**extra: Any) -> dict[str, Any]:
@@ -100,7 +73,7 @@ def error_of(html: str, field: str) -> str:
 def test_a_coordinator_proposes_an_agreement_with_all_its_terms(
     world: World, tmp_path: Path
 ) -> None:
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         html = web.get(LIST).text
         assert "Propose an agreement" in html and "No agreements yet." in html
         assert '<fieldset class="field checks" id="f-parties"' in html
@@ -136,7 +109,7 @@ def test_a_coordinator_proposes_an_agreement_with_all_its_terms(
 def test_proposal_errors_show_next_to_the_field_and_write_nothing(
     world: World, tmp_path: Path
 ) -> None:
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         cases = [
             (proposal(**{"terms.scope": ""}), "terms.scope"),
             (proposal(parties="ann-law"), "parties"),
@@ -170,7 +143,7 @@ def test_a_member_proposes_only_with_their_business_among_the_parties(
         command("member.joined", "riverside", member="cy-flor", name="Cy Florist",
                 category="florist"),
     )  # fmt: skip
-    with signed_in(world, tmp_path, world.member) as web:
+    with browser(world, tmp_path, world.member) as web:
         html = web.get(LIST).text
         assert '<input type="checkbox" name="parties" value="ann-law" checked>' in html
         response = web.post(LIST, proposal(parties=["bob-tax", "cy-flor"]))
@@ -183,9 +156,9 @@ def test_a_member_proposes_only_with_their_business_among_the_parties(
 
 
 def test_parties_accept_and_the_pilot_starts(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         web.post(LIST, proposal(**{"pilot.days": "10"}))
-    with signed_in(world, tmp_path, world.member) as web:
+    with browser(world, tmp_path, world.member) as web:
         html = web.get(f"{LIST}/a-1").text
         assert '<input type="hidden" name="party" value="ann-law">' in html
         # Accepting for the other party is refused, and writes nothing.
@@ -198,7 +171,7 @@ def test_parties_accept_and_the_pilot_starts(world: World, tmp_path: Path) -> No
         # Activating, renewing and terminating are the coordinator's.
         for action in ("activate", "renew", "terminate"):
             assert web.post(f"{LIST}/a-1/{action}", {"reason": "x"}).status_code == 403
-    with signed_in(world, tmp_path, world.other_member) as web:
+    with browser(world, tmp_path, world.other_member) as web:
         web.post(f"{LIST}/a-1/accept", {"party": "bob-tax"})
         html = web.get(LIST).text
         soon = html.split('id="soon-heading"')[1].split("</section>")[0]
@@ -228,7 +201,7 @@ def test_a_pilot_ending_later_is_not_listed_as_ending_soon(world: World, tmp_pat
         command("agreement.accepted", "riverside", agreement="a-late", party="bob-tax",
                 occurred_at=now - timedelta(days=40)),
     )  # fmt: skip
-    with signed_in(world, tmp_path, world.auditor) as web:
+    with browser(world, tmp_path, world.auditor) as web:
         html = web.get(LIST).text
         soon = html.split('id="soon-heading"')[1].split("</section>")[0]
         assert "a-long" not in soon
@@ -238,7 +211,7 @@ def test_a_pilot_ending_later_is_not_listed_as_ending_soon(world: World, tmp_pat
 
 def test_amend_shows_the_versions_side_by_side(world: World, tmp_path: Path) -> None:
     agreed(world)
-    with signed_in(world, tmp_path, world.member) as web:
+    with browser(world, tmp_path, world.member) as web:
         html = web.get(f"{LIST}/a-1").text
         assert "Amend: new terms (version 2)" in html
         # The amend form starts from the terms in force.
@@ -283,7 +256,7 @@ def test_amend_shows_the_versions_side_by_side(world: World, tmp_path: Path) -> 
         assert re.search(r'<tr>\s*<th scope="row">Renewal</th>\s*<td>manual</td>', table)
         assert table.count('class="changed"') == 3
     # Any two versions: the same version twice differs nowhere.
-    with signed_in(world, tmp_path, world.auditor) as web:
+    with browser(world, tmp_path, world.auditor) as web:
         html = web.get(f"{LIST}/a-1?left=2&right=2").text
         assert "0 of 15 fields changed." in html and 'class="changed"' not in html
         assert "Act on this agreement" not in html
@@ -299,7 +272,7 @@ def test_amend_errors_show_next_to_the_field_and_write_nothing(
         "terms.compensation.amount": "250", "terms.renewal": "manual",
         "terms.termination_notice_days": "30", "accepted_by": ["ann-law", "bob-tax"],
     }  # fmt: skip
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         response = web.post(f"{LIST}/a-1/amend", {**base, "accepted_by": "ann-law"})
         assert response.status_code == 422
         assert "not accepted by bob-tax" in error_of(response.text, "accepted_by")
@@ -316,7 +289,7 @@ def test_amend_errors_show_next_to_the_field_and_write_nothing(
 
 def test_a_coordinator_activates_renews_and_terminates(world: World, tmp_path: Path) -> None:
     agreed(world)
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         html = web.get(f"{LIST}/a-1").text
         assert f'action="{LIST}/a-1/activate"' in html
         assert f'action="{LIST}/a-1/renew"' not in html
@@ -354,21 +327,21 @@ def test_members_see_only_their_agreements_and_outsiders_nothing(
                 parties=["bob-tax", "cy-flor"], terms={"scope": "Flowers for tax season"}),
     )  # fmt: skip
     agreed(world)
-    with signed_in(world, tmp_path, world.member) as web:
+    with browser(world, tmp_path, world.member) as web:
         html = web.get(LIST).text
         assert "a-1" in html and "a-private" not in html
         assert web.get(f"{LIST}/a-private").status_code == 403
         assert web.post(f"{LIST}/a-private/accept", {"party": "ann-law"}).status_code == 403
-    with signed_in(world, tmp_path, world.other_member) as web:
+    with browser(world, tmp_path, world.other_member) as web:
         assert "a-private" in web.get(LIST).text
         assert web.get(f"{LIST}/a-private").status_code == 200
-    with signed_in(world, tmp_path, world.auditor) as web:
+    with browser(world, tmp_path, world.auditor) as web:
         html = web.get(LIST).text
         assert "a-1" in html and "a-private" in html
         assert web.post(LIST, proposal(agreement="a-2")).status_code == 403
         for action in ("accept", "amend", "activate", "renew", "terminate"):
             assert web.post(f"{LIST}/a-1/{action}", {"party": "ann-law"}).status_code == 403
-    with signed_in(world, tmp_path, world.outsider) as web:
+    with browser(world, tmp_path, world.outsider) as web:
         assert web.get(LIST).status_code == 404
         assert web.get(f"{LIST}/a-1").status_code == 404
         assert web.post(LIST, proposal(agreement="a-3")).status_code == 404

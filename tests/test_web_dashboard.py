@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from partnerledger import Database, Ledger, Store
-from partnerledger.projection import Projector
 from partnerledger.web import dashboard
-from webkit import World, browser, build_world, command
+from webkit import World, browser, build_world, caught_up, command
 
 #: "Now" for the time-dependent figures: 13 days after the last referral.
 NOW = datetime(2025, 4, 15, 12, tzinfo=UTC)
@@ -22,12 +21,6 @@ NOW = datetime(2025, 4, 15, 12, tzinfo=UTC)
 
 def at(month: int, day: int) -> datetime:
     return datetime(2025, month, day, 9, tzinfo=UTC)
-
-
-def caught_up(world: World) -> None:
-    """Bring the views up to date, as the worker does on PostgreSQL."""
-    with Store(Database.parse(world.database_url)) as store, Projector(store) as projector:
-        projector.catch_up()
 
 
 @pytest.fixture

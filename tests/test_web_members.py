@@ -5,32 +5,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from partnerledger import Database, Store
-from partnerledger.projection import Projector
-from webkit import World, browser, build_world
+from webkit import World, browser, build_world, caught_up, last_position, recorded
 
 ACTIONS = ("join", "suspend", "reinstate", "leave")
-
-
-def caught_up(world: World) -> None:
-    """Bring the views up to date, as the worker does on PostgreSQL."""
-    with Store(Database.parse(world.database_url)) as store, Projector(store) as projector:
-        projector.catch_up()
-
-
-def recorded(world: World, kind: str) -> list[Any]:
-    """The commands of one type in the log, oldest first."""
-    with Store(Database.parse(world.database_url)) as store:
-        return [event.command for _, event in store.read(topics=[kind])]
-
-
-def last_position(world: World) -> int:
-    with Store(Database.parse(world.database_url)) as store:
-        return store.last_position()
 
 
 def error_of(html: str, name: str) -> str:

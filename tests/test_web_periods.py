@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,13 +12,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from litestar.testing import TestClient
 
-from partnerledger import Database, Ledger, Store
 from partnerledger.cli.main import cli
 from partnerledger.commands import convert_command
-from partnerledger.web.app import create_app
-from webkit import START, Browser, World, build_world
+from webkit import START, World, browser, build_world, events, record
 
 STANDINGS = "/n/riverside/standings"
 STATEMENTS = "/n/riverside/statements"
@@ -32,31 +27,9 @@ def world(database_url: str) -> World:
     return build_world(database_url)
 
 
-@contextmanager
-def signed_in(world: World, tmp_path: Path, email: str) -> Iterator[Browser]:
-    """A browser of an app that keeps its views up to date itself (on PostgreSQL too)."""
-    app = create_app(
-        world.database_url, secret="test-secret", sessions=tmp_path / "sessions", inline=True
-    )
-    with TestClient(app) as client:
-        web = Browser(client)
-        web.sign_in(email)
-        yield web
-
-
 def command(type_: str, **fields: Any) -> Any:
     fields.setdefault("occurred_at", START)
     return convert_command({"type": type_, "network": "riverside", "actor": "setup", **fields})
-
-
-def record(world: World, *commands: Any) -> None:
-    with Store(Database.parse(world.database_url)) as store:
-        Ledger(store).execute(*commands)
-
-
-def events(world: World, kind: str | None = None) -> list[Any]:
-    with Store(Database.parse(world.database_url)) as store:
-        return [e for _, e in store.read() if kind is None or e.type == kind]
 
 
 def at(month: int, day: int = 1) -> datetime:
@@ -101,7 +74,7 @@ def test_standings_of_the_latest_period_with_a_picker(world: World, tmp_path: Pa
         customer="May lead", occurred_at=at(5, 2),
     )  # fmt: skip
     record(world, may)
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         html = web.get(STANDINGS).text
         assert "<h1>Standings · 2025-Q2</h1>" in html
         picker = re.search(r'<select id="f-period".*?</select>', html, re.S)
@@ -126,15 +99,15 @@ def test_standings_of_the_latest_period_with_a_picker(world: World, tmp_path: Pa
 
 
 def test_members_see_their_own_standing_and_outsiders_nothing(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.member) as web:
+    with browser(world, tmp_path, world.member) as web:
         html = web.get(STANDINGS).text
         assert set(rows_of(html)) == {"ann-law"}
         assert "Period close" not in html and "/close" not in html
-    with signed_in(world, tmp_path, world.auditor) as web:
+    with browser(world, tmp_path, world.auditor) as web:
         html = web.get(STANDINGS).text
         assert set(rows_of(html)) == {"ann-law", "bob-tax"}
         assert "Period close" not in html
-    with signed_in(world, tmp_path, world.outsider) as web:
+    with browser(world, tmp_path, world.outsider) as web:
         assert web.get(STANDINGS).status_code == 404
         assert web.get(f"{Q1}/close").status_code == 404
         assert web.post(f"{Q1}/close").status_code == 404
@@ -147,7 +120,7 @@ def test_members_see_their_own_standing_and_outsiders_nothing(world: World, tmp_
 
 def test_preview_writes_nothing_and_confirm_records_the_close(world: World, tmp_path: Path) -> None:
     count = len(events(world))
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         response = web.get(f"{Q1}/close")
         assert response.status_code == 200
         html = response.text
@@ -176,7 +149,7 @@ def test_a_close_that_cannot_be_made_is_explained_and_writes_nothing(
 ) -> None:
     now = datetime.now(UTC)
     current = f"{now.year}-Q{(now.month - 1) // 3 + 1}"
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         count = len(events(world))
         for method in (web.get, web.post):
             response = method(f"/n/riverside/periods/{current}/close")
@@ -203,7 +176,7 @@ def test_a_close_that_cannot_be_made_is_explained_and_writes_nothing(
 def test_only_the_coordinator_closes_and_overrides(world: World, tmp_path: Path) -> None:
     count = len(events(world))
     for email in (world.member, world.auditor):
-        with signed_in(world, tmp_path, email) as web:
+        with browser(world, tmp_path, email) as web:
             assert web.get(f"{Q1}/close").status_code == 403
             assert web.post(f"{Q1}/close").status_code == 403
             response = web.post(
@@ -214,7 +187,7 @@ def test_only_the_coordinator_closes_and_overrides(world: World, tmp_path: Path)
 
 
 def test_override_a_tier_with_a_reason(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         web.post(f"{Q1}/close")
         count = len(events(world))
         cases = [
@@ -249,7 +222,7 @@ def test_override_a_tier_with_a_reason(world: World, tmp_path: Path) -> None:
 
 
 def test_what_if_compares_the_record_with_todays_rules(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         web.post(f"{Q1}/close")
         html = web.get(f"{Q1}/what-if").text
         assert "0 of 2 members would be decided differently today" in html
@@ -258,7 +231,7 @@ def test_what_if_compares_the_record_with_todays_rules(world: World, tmp_path: P
     record(world, command("plugin.configured", plugin="points",
                           settings={"referral_given": "25"}))  # fmt: skip
     count = len(events(world))
-    with signed_in(world, tmp_path, world.auditor) as web:
+    with browser(world, tmp_path, world.auditor) as web:
         html = web.get(f"{Q1}/what-if").text
         assert "1 of 2 members would be decided differently today" in html
         changed = re.findall(r'<tr class="changed">(.*?)</tr>', html, re.S)
@@ -267,7 +240,7 @@ def test_what_if_compares_the_record_with_todays_rules(world: World, tmp_path: P
         assert "bronze" in changed[0] and "silver" in changed[0] and ">25<" in changed[0]
         # The record stands.
         assert "bronze" in rows_of(web.get(f"{STANDINGS}?period=2025-Q1").text)["ann-law"]
-    with signed_in(world, tmp_path, world.member) as web:
+    with browser(world, tmp_path, world.member) as web:
         assert web.get(f"{Q1}/what-if").status_code == 403
     assert len(events(world)) == count
 
@@ -277,7 +250,7 @@ def test_what_if_compares_the_record_with_todays_rules(world: World, tmp_path: P
 
 def test_statements_show_opening_entries_and_closing(world: World, tmp_path: Path) -> None:
     with_fees(world)
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         html = web.get(STATEMENTS).text
         balances = html.split("<tbody>")[1].split("</tbody>")[0]
         assert re.search(r'Ann Law</a></th><td class="num">100\.00 USD</td>', balances)
@@ -307,7 +280,7 @@ def test_the_csv_is_the_cli_statement(world: World, tmp_path: Path) -> None:
     with_fees(world)
     record(world, command("payout.recorded", member="ann-law", payout="p-1", amount="30",
                           currency="USD", reference="INV-7", occurred_at=at(3)))  # fmt: skip
-    with signed_in(world, tmp_path, world.auditor) as web:
+    with browser(world, tmp_path, world.auditor) as web:
         response = web.get("/n/riverside/statements.csv?member=ann-law&period=2025-Q1")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/csv")
@@ -335,7 +308,7 @@ def test_the_csv_is_the_cli_statement(world: World, tmp_path: Path) -> None:
 
 def test_a_member_sees_only_their_own_statement(world: World, tmp_path: Path) -> None:
     with_fees(world)
-    with signed_in(world, tmp_path, world.member) as web:
+    with browser(world, tmp_path, world.member) as web:
         html = web.get(f"{STATEMENTS}?period=2025-Q1").text
         assert "Ann Law · 2025-Q1" in html and "100.00 USD" in html
         assert 'id="f-member"' not in html and "Record a payout" not in html
@@ -347,10 +320,10 @@ def test_a_member_sees_only_their_own_statement(world: World, tmp_path: Path) ->
             web.post("/n/riverside/payouts", {"member": "ann-law", "amount": "1"}).status_code
             == 403
         )
-    with signed_in(world, tmp_path, world.other_member) as web:
+    with browser(world, tmp_path, world.other_member) as web:
         html = web.get(f"{STATEMENTS}?period=2025-Q1").text
         assert "Bob Tax · 2025-Q1" in html and "No entries in this period." in html
-    with signed_in(world, tmp_path, world.outsider) as web:
+    with browser(world, tmp_path, world.outsider) as web:
         assert web.get(STATEMENTS).status_code == 404
         assert web.get("/n/riverside/statements.csv?member=ann-law").status_code == 404
         assert (
@@ -362,10 +335,10 @@ def test_a_member_sees_only_their_own_statement(world: World, tmp_path: Path) ->
 
 def test_a_coordinator_records_a_payout(world: World, tmp_path: Path) -> None:
     with_fees(world)
-    with signed_in(world, tmp_path, world.auditor) as web:
+    with browser(world, tmp_path, world.auditor) as web:
         response = web.post("/n/riverside/payouts", {"member": "ann-law", "amount": "40"})
         assert response.status_code == 403
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         cases = [
             ({"member": "ann-law", "amount": "abc"}, "payout-amount"),
             ({"member": "ann-law", "amount": "-4"}, "payout-amount"),

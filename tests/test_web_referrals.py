@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
-from partnerledger import Database, Ledger, Store
-from partnerledger.web.app import create_app
-from webkit import Browser, World, build_world, command
+from webkit import World, browser, build_world, command, events, record
 
 PIPELINE = "/n/riverside/referrals"
 
@@ -23,28 +17,6 @@ PIPELINE = "/n/riverside/referrals"
 @pytest.fixture
 def world(database_url: str) -> World:
     return build_world(database_url)
-
-
-@contextmanager
-def signed_in(world: World, tmp_path: Path, email: str) -> Iterator[Browser]:
-    """A browser of an app that keeps its views up to date itself (on PostgreSQL too)."""
-    app = create_app(
-        world.database_url, secret="test-secret", sessions=tmp_path / "sessions", inline=True
-    )
-    with TestClient(app) as client:
-        web = Browser(client)
-        web.sign_in(email)
-        yield web
-
-
-def events(world: World, kind: str | None = None) -> list[Any]:
-    with Store(Database.parse(world.database_url)) as store:
-        return [e for _, e in store.read() if kind is None or e.type == kind]
-
-
-def record(world: World, *commands: Any) -> None:
-    with Store(Database.parse(world.database_url)) as store:
-        Ledger(store).execute(*commands)
 
 
 def column(html: str, status: str) -> str:
@@ -57,7 +29,7 @@ def column(html: str, status: str) -> str:
 
 
 def test_the_pipeline_shows_a_column_per_status_with_cards(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         response = web.get(PIPELINE)
         assert response.status_code == 200
         html = response.text
@@ -77,7 +49,7 @@ def test_the_pipeline_shows_a_column_per_status_with_cards(world: World, tmp_pat
 
 
 def test_outsiders_get_404_everywhere(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.outsider) as web:
+    with browser(world, tmp_path, world.outsider) as web:
         assert web.get(PIPELINE).status_code == 404
         assert web.post(PIPELINE, {"to_member": "bob-tax", "customer": "x"}).status_code == 404
         assert web.htmx(f"{PIPELINE}/r-1/accept").status_code == 404
@@ -85,7 +57,7 @@ def test_outsiders_get_404_everywhere(world: World, tmp_path: Path) -> None:
         # Their own network works, and shows only their referral.
         html = web.get("/n/harbor/referrals").text
         assert "Harbor Customer" in html and "Dana Whitfield" not in html
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         assert web.get("/n/harbor/referrals").status_code == 404
         assert web.htmx("/n/harbor/referrals/h-1/accept").status_code == 404
     assert len(events(world, "referral.accepted")) == 0
@@ -93,7 +65,7 @@ def test_outsiders_get_404_everywhere(world: World, tmp_path: Path) -> None:
 
 def test_an_auditor_reads_and_can_change_nothing(world: World, tmp_path: Path) -> None:
     before = len(events(world))
-    with signed_in(world, tmp_path, world.auditor) as web:
+    with browser(world, tmp_path, world.auditor) as web:
         html = web.get(PIPELINE).text
         assert "Dana Whitfield" in html
         assert "<form" not in html.split('<main id="main">')[1]
@@ -110,7 +82,7 @@ def test_an_auditor_reads_and_can_change_nothing(world: World, tmp_path: Path) -
 
 
 def test_a_member_sends_from_their_own_business_only(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.member) as web:
+    with browser(world, tmp_path, world.member) as web:
         html = web.get(PIPELINE).text
         # The sender is fixed to the member's business; the receivers exclude it.
         assert '<input type="hidden" name="from_member" value="ann-law">' in html
@@ -143,7 +115,7 @@ def test_send_errors_show_next_to_their_field_and_write_nothing(
     world: World, tmp_path: Path
 ) -> None:
     count = len(events(world))
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         response = web.post(PIPELINE, {"from_member": "ann-law", "customer": "Gina"})
         assert response.status_code == 422
         assert re.search(
@@ -178,7 +150,7 @@ def test_send_errors_show_next_to_their_field_and_write_nothing(
 
 
 def test_htmx_moves_a_card_through_accepted_and_converted(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.other_member) as web:
+    with browser(world, tmp_path, world.other_member) as web:
         response = web.htmx(f"{PIPELINE}/r-1/accept")
         assert response.status_code == 200
         assert response.text.lstrip().startswith('<div id="pipeline">')
@@ -201,7 +173,7 @@ def test_htmx_moves_a_card_through_accepted_and_converted(world: World, tmp_path
             web.htmx(f"{PIPELINE}/r-1/reverse", {"amount": "1", "reason": "x"}).status_code == 403
         )
     # A plain form post (no htmx) is redirected back to the page.
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         response = web.post(
             f"{PIPELINE}/r-1/reverse", {"amount": "2500", "reason": "refund"},
             follow_redirects=False,
@@ -214,7 +186,7 @@ def test_htmx_moves_a_card_through_accepted_and_converted(world: World, tmp_path
 def test_conversion_errors_rerender_the_card_form_with_422(world: World, tmp_path: Path) -> None:
     record(world, command("referral.accepted", "riverside", referral="r-1"))
     count = len(events(world))
-    with signed_in(world, tmp_path, world.other_member) as web:
+    with browser(world, tmp_path, world.other_member) as web:
         response = web.htmx(f"{PIPELINE}/r-1/convert", {"deal_value": "-5", "currency": "USD"})
         assert response.status_code == 422
         html = response.text
@@ -237,7 +209,7 @@ def test_conversion_errors_rerender_the_card_form_with_422(world: World, tmp_pat
 
 
 def test_a_refused_transition_is_explained_on_its_card(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         assert web.htmx(f"{PIPELINE}/r-1/accept").status_code == 200
         count = len(events(world))
         # A second tab accepting again: refused, explained on the card, nothing written.
@@ -257,7 +229,7 @@ def test_decline_and_lose_record_their_reason(world: World, tmp_path: Path) -> N
                 to_member="bob-tax", customer="Hal Stone"),
         command("referral.accepted", "riverside", referral="r-2"),
     )  # fmt: skip
-    with signed_in(world, tmp_path, world.other_member) as web:
+    with browser(world, tmp_path, world.other_member) as web:
         html = web.htmx(f"{PIPELINE}/r-1/decline", {"reason": "outside my area"}).text
         assert "outside my area" in column(html, "declined")
         html = web.htmx(f"{PIPELINE}/r-2/lose", {"reason": "went elsewhere"}).text
@@ -275,7 +247,7 @@ def test_a_member_acts_only_on_referrals_sent_to_them(world: World, tmp_path: Pa
                 to_member="cy-flor", customer="Iris Bloom"),
     )  # fmt: skip
     count = len(events(world))
-    with signed_in(world, tmp_path, world.member) as web:
+    with browser(world, tmp_path, world.member) as web:
         html = web.get(PIPELINE).text
         # Ann sent r-1: she sees it, without its receiver's buttons; r-3 is none of hers.
         assert 'id="card-r-1"' in html
@@ -284,11 +256,11 @@ def test_a_member_acts_only_on_referrals_sent_to_them(world: World, tmp_path: Pa
         for slug in ("r-1", "r-3"):
             for action in ("accept", "decline"):
                 assert web.htmx(f"{PIPELINE}/{slug}/{action}").status_code == 403
-    with signed_in(world, tmp_path, world.other_member) as web:
+    with browser(world, tmp_path, world.other_member) as web:
         html = web.get(PIPELINE).text
         assert 'id="card-r-1"' in html and 'id="card-r-3"' in html
         assert "/r-1/accept" in html and "/r-3/accept" not in html
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         html = web.get(PIPELINE).text
         assert "/r-1/accept" in html and "/r-3/accept" in html
     assert len(events(world)) == count
@@ -301,7 +273,7 @@ def test_a_member_reports_a_thank_you_for_closed_business(world: World, tmp_path
         command("referral.converted", "riverside", referral="r-1", deal_value="4000",
                 currency="USD"),
     )  # fmt: skip
-    with signed_in(world, tmp_path, world.other_member) as web:
+    with browser(world, tmp_path, world.other_member) as web:
         html = web.get(PIPELINE).text
         assert "Report a thank-you for closed business" in html
         assert '<option value="r-1">r-1: Dana Whitfield, from Ann Law</option>' in html
@@ -341,7 +313,7 @@ def test_tyfcb_for_a_referral_of_someone_else_is_refused_next_to_the_field(
         command("referral.converted", "riverside", referral="r-1", deal_value="4000",
                 currency="USD"),
     )  # fmt: skip
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         response = web.post(
             "/n/riverside/tyfcb", {"member": "ann-law", "thanked_member": "bob-tax",
                                    "amount": "50", "referral": "r-1"},
@@ -363,7 +335,7 @@ def test_columns_show_the_latest_cards_and_all_on_demand(world: World, tmp_path:
             for i in range(35)
         ),
     )  # fmt: skip
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         sent = column(web.get(PIPELINE).text, "sent")
         assert sent.count('class="card"') == 30
         assert "Bulk customer 34" in sent and "Dana Whitfield" not in sent
@@ -377,7 +349,7 @@ def test_an_error_on_a_field_the_member_cannot_change_is_still_shown(
 ) -> None:
     record(world, command("member.suspended", "riverside", member="ann-law"))
     count = len(events(world))
-    with signed_in(world, tmp_path, world.member) as web:
+    with browser(world, tmp_path, world.member) as web:
         response = web.htmx(PIPELINE, {"from_member": "ann-law", "to_member": "bob-tax",
                                        "customer": "Jo"})  # fmt: skip
         assert response.status_code == 422

@@ -6,36 +6,16 @@ import json
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
 
-from partnerledger import Database, Store
 from partnerledger.commands import Tier
-from partnerledger.projection import Projector
 from partnerledger.web.network_plugins import field_docs, settings_form
-from webkit import World, browser, build_world
+from webkit import World, browser, build_world, caught_up, last_position, recorded
 
 LADDER = {"tiers-0-name": "bronze", "tiers-0-threshold": "0",
           "tiers-1-name": "silver", "tiers-1-threshold": "20"}  # fmt: skip
-
-
-def caught_up(world: World) -> None:
-    """Bring the views up to date, as the worker does on PostgreSQL."""
-    with Store(Database.parse(world.database_url)) as store, Projector(store) as projector:
-        projector.catch_up()
-
-
-def recorded(world: World, kind: str) -> list[Any]:
-    """The commands of one type in the log, oldest first."""
-    with Store(Database.parse(world.database_url)) as store:
-        return [event.command for _, event in store.read(topics=[kind])]
-
-
-def last_position(world: World) -> int:
-    with Store(Database.parse(world.database_url)) as store:
-        return store.last_position()
 
 
 def error_of(html: str, name: str) -> str:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
-from partnerledger import Database, Ledger, Store
 from partnerledger.commands import convert_command
-from partnerledger.web.app import create_app
-from webkit import START, Browser, World, build_world
+from webkit import START, World, browser, build_world, record
 
 TRAIL = "/n/riverside/trail"
 
@@ -39,27 +34,10 @@ def world(database_url: str) -> World:
     return found
 
 
-@contextmanager
-def signed_in(world: World, tmp_path: Path, email: str) -> Iterator[Browser]:
-    """A browser of an app that keeps its views up to date itself (on PostgreSQL too)."""
-    app = create_app(
-        world.database_url, secret="test-secret", sessions=tmp_path / "sessions", inline=True
-    )
-    with TestClient(app) as client:
-        web = Browser(client)
-        web.sign_in(email)
-        yield web
-
-
 def command(type_: str, **fields: Any) -> Any:
     fields.setdefault("occurred_at", START)
     fields.setdefault("actor", "setup")
     return convert_command({"type": type_, "network": "riverside", **fields})
-
-
-def record(world: World, *commands: Any) -> None:
-    with Store(Database.parse(world.database_url)) as store:
-        Ledger(store).execute(*commands)
 
 
 def listed(html: str) -> list[tuple[str, str]]:
@@ -69,7 +47,7 @@ def listed(html: str) -> list[tuple[str, str]]:
 
 
 def test_the_network_trail_lists_every_event_in_log_order(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         response = web.get(TRAIL)
         assert response.status_code == 200
         html = response.text
@@ -91,7 +69,7 @@ def test_the_network_trail_lists_every_event_in_log_order(world: World, tmp_path
 
 
 def test_an_entitys_trail_and_its_filters(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.auditor) as web:
+    with browser(world, tmp_path, world.auditor) as web:
         html = web.get(f"{TRAIL}?entity=referral:r-1").text
         assert [t for t, _ in listed(html)] == [
             "referral.sent", "referral.accepted", "referral.converted",
@@ -115,7 +93,7 @@ def test_an_entitys_trail_and_its_filters(world: World, tmp_path: Path) -> None:
 
 
 def test_paging_on_after_a_position(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         first = web.get(f"{TRAIL}?entity=referral:r-1").text
         positions = re.findall(r'<td class="num">(\d+)</td>', first.split("<tbody>")[1])
         html = web.get(f"{TRAIL}?entity=referral:r-1&after={positions[0]}").text
@@ -124,7 +102,7 @@ def test_paging_on_after_a_position(world: World, tmp_path: Path) -> None:
 
 
 def test_filter_errors_show_next_to_the_field(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         cases = [
             ("entity=bogus", "entity", 422, "is not an entity id"),
             ("entity=referral:r-404", "entity", 404, "no events of referral:r-404"),
@@ -145,7 +123,7 @@ def test_filter_errors_show_next_to_the_field(world: World, tmp_path: Path) -> N
 def test_a_member_reads_their_business_and_its_referrals_and_agreements(
     world: World, tmp_path: Path
 ) -> None:
-    with signed_in(world, tmp_path, world.member) as web:
+    with browser(world, tmp_path, world.member) as web:
         html = web.get(TRAIL).text
         assert "<h1>Audit trail · member:ann-law</h1>" in html
         assert [t for t, _ in listed(html)] == [
@@ -160,23 +138,23 @@ def test_a_member_reads_their_business_and_its_referrals_and_agreements(
         for entity in ("network:riverside", "member:bob-tax", "referral:r-2", "member:cy-flor",
                        "period:2025-Q1", "referral:h-1"):  # fmt: skip
             assert web.get(f"{TRAIL}?entity={entity}").status_code == 403, entity
-    with signed_in(world, tmp_path, world.other_member) as web:
+    with browser(world, tmp_path, world.other_member) as web:
         assert web.get(f"{TRAIL}?entity=referral:r-2").status_code == 200
         assert web.get(f"{TRAIL}?entity=member:ann-law").status_code == 403
 
 
 def test_outsiders_get_404(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.outsider) as web:
+    with browser(world, tmp_path, world.outsider) as web:
         assert web.get(TRAIL).status_code == 404
         assert web.get(f"{TRAIL}?entity=referral:r-1").status_code == 404
         html = web.get("/n/harbor/trail?entity=referral:h-1").text
         assert "Harbor Customer" in html and "Dana Whitfield" not in html
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         assert web.get("/n/harbor/trail").status_code == 404
 
 
 def test_other_pages_link_to_the_trail(world: World, tmp_path: Path) -> None:
-    with signed_in(world, tmp_path, world.coordinator) as web:
+    with browser(world, tmp_path, world.coordinator) as web:
         pipeline = web.get("/n/riverside/referrals").text
         assert 'href="/n/riverside/trail?entity=referral:r-1"' in pipeline
         agreement = web.get("/n/riverside/agreements/a-1").text

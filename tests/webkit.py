@@ -20,6 +20,7 @@ from litestar.testing import TestClient
 from partnerledger import Database, Ledger, Store
 from partnerledger.accounts import Accounts
 from partnerledger.commands import convert_command
+from partnerledger.projection import Projector
 from partnerledger.web.app import create_app
 
 PASSWORD = "correct horse battery"
@@ -121,3 +122,32 @@ def browser(world: World, tmp_path: Path, email: str | None = None) -> Iterator[
         if email is not None:
             opened.sign_in(email)
         yield opened
+
+
+def record(world: World, *commands: Any) -> None:
+    """Record commands on the world's store (all or nothing)."""
+    with Store(Database.parse(world.database_url)) as store:
+        Ledger(store).execute(*commands)
+
+
+def events(world: World, kind: str | None = None) -> list[Any]:
+    """The events of the world's log (of one type), oldest first."""
+    with Store(Database.parse(world.database_url)) as store:
+        return [e for _, e in store.read() if kind is None or e.type == kind]
+
+
+def recorded(world: World, kind: str) -> list[Any]:
+    """The commands of one type in the log, oldest first."""
+    return [event.command for event in events(world, kind)]
+
+
+def last_position(world: World) -> int:
+    """The position of the last event of the world's log."""
+    with Store(Database.parse(world.database_url)) as store:
+        return store.last_position()
+
+
+def caught_up(world: World) -> None:
+    """Bring the world's views up to date, as a worker or a web process would."""
+    with Store(Database.parse(world.database_url)) as store, Projector(store) as projector:
+        projector.catch_up()

@@ -236,6 +236,8 @@ class Standings(Projection):
         self._counts: dict[tuple[str, str, str, str], list[int]] = {}
         #: network → the earliest business time changed in this batch (None: everything)
         self._dirty: dict[str, datetime | None] = {}
+        #: network → its span before this batch (the batch may add periods after its end)
+        self._spans: dict[str, tuple[datetime, datetime] | None] = {}
 
     def create(self) -> None:
         ts = self.db.timestamp
@@ -402,6 +404,8 @@ class Standings(Projection):
             self._count(network, command.introducer, when, "introductions")
 
     def _span(self, network: str, when: datetime) -> None:
+        if network not in self._spans:
+            self._spans[network] = span(self.db, network)
         stamp = self.db.ts(when)
         spans = self.t("partnerledger_standing_spans")
         self.db.execute(
@@ -519,12 +523,17 @@ class Standings(Projection):
             )
             self._counts = {}
         dirty, self._dirty = self._dirty, {}
+        before, self._spans = self._spans, {}
         for network, since in dirty.items():
+            old = before.get(network)
+            if since is not None and old is not None and old[1] < since:
+                since = old[1]  # the periods between the old end and ``since`` are new
             self._recompute(networks, network, since)
 
     def discard(self) -> None:
         self._counts = {}
         self._dirty = {}
+        self._spans = {}
 
     def _recompute(self, networks: Networks, slug: str, since: datetime | None) -> None:
         network = networks.get(slug)
