@@ -114,7 +114,8 @@ def plan_close(
     closed = standings_view.closed_periods(db, network)
     if chosen.name in closed:
         raise AlreadyExists("period", f"period {chosen.name} is already closed")
-    later = sorted(p for p in (Calendar.of(found).parse(n) for n in closed) if p > chosen)
+    calendar = Calendar.of(found)
+    later = sorted(p for p in (calendar.parse(n, recorded=True) for n in closed) if p > chosen)
     if later:
         raise InvalidTransition(
             "period",

@@ -15,14 +15,25 @@ file a no-op.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
 from .rules import Activity, Decision
-from .types import AwareDatetime, CommandId, Currency, Days, Name, Slug, Text
+from .types import (
+    OUT_OF_RANGE,
+    AwareDatetime,
+    BusinessTime,
+    CommandId,
+    Currency,
+    Days,
+    Name,
+    Slug,
+    Text,
+    lone_surrogate,
+)
 
 Period = Literal["month", "quarter", "rolling"]
 MemberStatus = Literal["invited", "active", "suspended", "left"]
@@ -46,16 +57,21 @@ class Command(
 
     network: Slug
     actor: Name
-    occurred_at: AwareDatetime
+    occurred_at: BusinessTime
     command_id: CommandId | None = None
 
     def __post_init__(self) -> None:
+        # Refusals here read "field: reason" (see errors.from_validation_error).
         # A naive time would silently be read as the machine's local time.
         if self.occurred_at.tzinfo is None:
             raise ValueError("occurred_at: give a time with an offset, e.g. Z or +02:00")
         # Times are stored in UTC whatever offset they arrived with.
         if self.occurred_at.utcoffset() or self.occurred_at.tzinfo is not UTC:
-            msgspec.structs.force_setattr(self, "occurred_at", self.occurred_at.astimezone(UTC))
+            try:
+                moment = self.occurred_at.astimezone(UTC)
+            except OverflowError:  # in UTC before year 1 or after 9999: never recorded
+                raise ValueError(f"occurred_at: {OUT_OF_RANGE}") from None
+            msgspec.structs.force_setattr(self, "occurred_at", moment)
 
     @property
     def type(self) -> str:
@@ -577,13 +593,60 @@ _encoder = msgspec.json.Encoder(decimal_format="string")
 
 def decode_command(line: bytes | str) -> Command:
     """Parse one JSON Lines record into a command (raises msgspec errors)."""
+    if isinstance(line, str) and (reason := lone_surrogate(line)):
+        # msgspec would raise UnicodeEncodeError encoding it; bytes never hold one.
+        raise msgspec.DecodeError(f"the line {reason}")
     command: Command = _decoder.decode(line)
     return command
 
 
+def unencodable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first text in ``value`` that cannot be stored, as (field, reason), or ``None``.
+
+    Walks a command (or its plain data): strings, dict keys, lists and the
+    fields of Structs. JSON never decodes to such text; plain data from a
+    command line or from Python may hold it.
+    """
+    if isinstance(value, str):
+        reason = lone_surrogate(value)
+        return (path or "-", reason) if reason else None
+    if isinstance(value, msgspec.Struct):
+        value = {name: getattr(value, name) for name in value.__struct_fields__}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and (reason := lone_surrogate(key)):
+                return (path or "-", f"has a key that {reason}")
+            found = unencodable(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = unencodable(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
 def convert_command(data: dict[str, Any]) -> Command:
-    """Build a command from plain data (CLI options, API bodies); raises msgspec errors."""
+    """Build a command from plain data (CLI options, API bodies); raises msgspec errors.
+
+    Text that cannot be stored (a lone surrogate, e.g. from a command line
+    that is not UTF-8) is refused here, naming its field, like any other
+    invalid value.
+    """
+    when = data.get("occurred_at")
+    if isinstance(when, str | int | float):
+        # Lax conversion would read "0" or 1700000000 as a Unix timestamp;
+        # a time is RFC 3339 text here as in an import line.
+        try:
+            msgspec.convert(when, datetime)
+        except msgspec.ValidationError as error:
+            raise msgspec.ValidationError(f"{error} - at `$.occurred_at`") from None
     command: Command = msgspec.convert(data, AnyCommand, strict=False)
+    found = unencodable(command)
+    if found is not None:
+        field, reason = found
+        raise msgspec.ValidationError(f"{reason} - at `$.{field}`")
     return command
 
 

@@ -71,6 +71,13 @@ _MISSING = re.compile(
     r"^Object missing required field `(?P<field>[^`]+)`(?: - at `\$(?P<path>[^`]*)`)?$"
 )
 _REGEX = re.compile(r"matching regex '[^']*'")
+# A refusal of a Struct's own check (``__post_init__``): "field: reason",
+# with msgspec's "- at `$path`" when the Struct is nested.
+_OWN = re.compile(
+    r"^(?P<field>[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*): (?P<reason>.+?)"
+    r"(?: - at `\$(?P<path>[^`]*)`)?$",
+    re.S,
+)
 
 
 def _dotted(path: str) -> str:
@@ -88,6 +95,10 @@ def from_validation_error(error: msgspec.ValidationError | msgspec.DecodeError) 
         if match:
             prefix = _dotted(match["path"]) + "." if match["path"] else ""
             return InvalidCommand(prefix + match["field"], reason)
+    match = _OWN.match(message)
+    if match:
+        prefix = _dotted(match["path"]) + "." if match["path"] else ""
+        return InvalidCommand(prefix + match["field"], match["reason"])
     match = _AT_PATH.match(message)
     if match:
         reason = _REGEX.sub("in the allowed form (see `partnerledger schema`)", match["reason"])

@@ -26,6 +26,7 @@ from .commands import (
     decode_command,
     derived_command_id,
     encode_command,
+    unencodable,
 )
 from .domain import (
     ROUTES,
@@ -44,6 +45,7 @@ from .events import Event
 from .pluginmanager import Rules, load_rules
 from .rules import Veto
 from .store import Store
+from .types import OUT_OF_RANGE, in_range
 
 A = TypeVar("A", bound=Aggregate)
 Clock = Callable[[], datetime]
@@ -184,6 +186,9 @@ class UnitOfWork:
         checks constraints only when decoding.
         """
         if not checked:
+            found = unencodable(command)
+            if found is not None:  # encoding it would fail: no store can hold it
+                raise InvalidCommand(*found)
             try:
                 command = decode_command(encode_command(command))
             except msgspec.ValidationError as error:
@@ -202,6 +207,9 @@ class UnitOfWork:
                     "give each command its own id",
                 )
             return None
+        # Checked here, for new commands only: a recorded event always reads back.
+        if not in_range(command.occurred_at):
+            raise InvalidCommand("occurred_at", OUT_OF_RANGE)
         route.decide(self, target, command)
         self._vetoed(command)
         if target is None:

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from .commands import Period as PeriodKind
 from .domain import Network
 from .errors import InvalidCommand
+from .types import EARLIEST, LATEST
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _QUARTER = re.compile(r"^(\d{4})-[Qq]([1-4])$")
@@ -81,23 +82,28 @@ class Calendar:
             current = self.after(current)
         return periods
 
-    def parse(self, text: str, field: str = "period") -> Period:
-        """A period named by ``text`` (its name, or a date inside it)."""
+    def parse(self, text: str, field: str = "period", *, recorded: bool = False) -> Period:
+        """A period named by ``text`` (its name, or a date inside it).
+
+        Periods lie in the range of business times, from 1900 up to 2200:
+        others are refused, like a name that is no period of the network.
+        ``recorded`` reads a name back from the log or a view, which is
+        never refused (it was a period when it was recorded).
+        """
         text = text.strip()
+        low, high = (1, 9999) if recorded else (EARLIEST.year, LATEST.year)
         if _DATE.match(text):
-            try:
-                day = date.fromisoformat(text)
-            except ValueError:
-                raise InvalidCommand(field, f"{text!r} is not a date") from None
+            day = _day(text, text, field, low, high)
             return self.containing(datetime(day.year, day.month, day.day, tzinfo=UTC))
         if self.kind == "month" and (found := _MONTH.match(text)):
-            year, month = int(found[1]), int(found[2])
+            year, month = _year(found[1], text, field, low, high), int(found[2])
             if 1 <= month <= 12:
                 return _month(year, month)
         elif self.kind == "quarter" and (found := _QUARTER.match(text)):
-            return _quarter(int(found[1]), int(found[2]))
+            return _quarter(_year(found[1], text, field, low, high), int(found[2]))
         elif self.kind == "rolling" and (found := _ROLLING.match(text)):
-            period = self.containing(datetime.fromisoformat(found[1]).replace(tzinfo=UTC))
+            day = _day(found[1], text, field, low, high)
+            period = self.containing(datetime(day.year, day.month, day.day, tzinfo=UTC))
             if period.name == text:
                 return period
             raise InvalidCommand(
@@ -127,6 +133,25 @@ class Calendar:
     def _block(self, start: date, days: int) -> Period:
         begin = datetime(start.year, start.month, start.day, tzinfo=UTC)
         return Period(begin, begin + timedelta(days=days), f"{start.isoformat()}+{days}d")
+
+
+def _year(digits: str, text: str, field: str, low: int, high: int) -> int:
+    """The year of a period's name, from ``low`` up to (not including) ``high``."""
+    year = int(digits)
+    if not low <= year < high:
+        raise InvalidCommand(
+            field, f"{text!r} is out of range: periods lie from {low} up to (not including) {high}"
+        )
+    return year
+
+
+def _day(digits: str, text: str, field: str, low: int, high: int) -> date:
+    try:
+        day = date.fromisoformat(digits)
+    except ValueError:
+        raise InvalidCommand(field, f"{digits!r} is not a date") from None
+    _year(str(day.year), text, field, low, high)
+    return day
 
 
 def _month(year: int, month: int) -> Period:

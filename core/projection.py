@@ -33,7 +33,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from .commands import command_type
@@ -42,7 +42,7 @@ from .errors import InvalidCommand
 from .events import Event
 from .ledger import utc_now
 from .pluginmanager import Rules
-from .sql import PostgresBackend, SqlBackend, connect
+from .sql import PostgresBackend, SqlBackend, connect, utc_text
 from .store import Store
 
 #: Event types of a network's own stream (its plugins among them).
@@ -185,7 +185,7 @@ class Projection(ABC):
 def _text(value: Any) -> str:
     """A stored value as text that reads the same from SQLite and PostgreSQL."""
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return utc_text(value)
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True)
     if isinstance(value, str) and value.startswith(("{", "[")):

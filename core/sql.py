@@ -28,6 +28,19 @@ from .store import Database
 Rows = list[tuple[Any, ...]]
 
 
+def utc_text(moment: datetime) -> str:
+    """A time as fixed-width UTC text, ``2025-01-06T09:00:00.000000Z``, which sorts like time.
+
+    Not ``strftime("%Y")``: that writes year 185 as ``185``, not ``0185``,
+    and the text would neither sort nor read back.
+    """
+    m = moment.astimezone(UTC)
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}"
+        f"T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}Z"
+    )
+
+
 class SqlBackend(ABC):
     """A connection to the store's database, in autocommit mode outside :meth:`transaction`."""
 
@@ -130,7 +143,7 @@ class SQLiteBackend(SqlBackend):
 
     def ts(self, moment: datetime) -> Any:
         # Fixed-width UTC text sorts like time.
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return utc_text(moment)
 
     def dt(self, value: Any) -> datetime:
         return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z")

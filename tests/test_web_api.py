@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ from litestar.testing import TestClient
 
 from partnerledger import Database, Ledger, Store
 from partnerledger.accounts import Accounts
+from partnerledger.commands import MemberLeft
+from partnerledger.errors import InvalidCommand
 from partnerledger.web.app import create_app
 from partnerledger.web.services import Services
-from webkit import World, browser, build_world, command
+from webkit import World, browser, build_world, command, record
 
 ROLES = {
     "coordinator": "coordinator",
@@ -692,6 +695,217 @@ def test_the_event_log_pages_by_position(api: Api) -> None:
     problem(api.get(base, since="2025-01-01T00:00:00"), 422, "since")
     problem(api.get(base, after=-1), 422, "after")
     problem(api.get(base, "outsider"), 404)
+
+
+# ------------------------------------------------------------- hostile input
+# What a schema-based fuzzer found (tests/test_api_fuzz.py keeps looking): each
+# was a 500, and some wrote an event first that no view could read afterwards.
+
+SUSPEND = "/networks/riverside/members/bob-tax/suspend"
+
+
+def test_numbers_in_the_query_are_bounded(api: Api) -> None:
+    """Each integer (and the cursor) has a range, in the document and at the door."""
+    huge = 10**30
+    scorecards, events, members = (
+        "/networks/riverside/scorecards",
+        "/networks/riverside/events",
+        "/networks/riverside/members",
+    )
+    # timedelta(days=153111168082834464) overflowed: OverflowError, 500.
+    problem(api.get(scorecards, dormant_days=153111168082834464), 422, "dormant_days")
+    problem(api.get(scorecards, dormant_days=36501), 422, "dormant_days")
+    assert api.get(scorecards, dormant_days=36500).status_code == 200
+    # Past SQLite's (and PostgreSQL's) 64-bit integers: OverflowError, 500.
+    problem(api.get(events, after=huge), 422, "after")
+    assert api.get(events, after=2**53 - 1).json() == {"items": [], "next": None}
+    problem(api.get(members, limit=huge), 422, "limit")
+    # int() refuses a text of more than 4300 digits: ValueError, 500.
+    problem(api.get(members, cursor="9" * 5000), 422, "cursor")
+    assert api.get(members, cursor="9" * 18).json() == {"items": [], "next": None}
+    document = api.client.get("/schema/openapi.json").json()
+
+    def parameter(path: str, name: str) -> dict[str, Any]:
+        operation = document["paths"][f"/api/v1/networks/{{network}}{path}"]["get"]
+        [found] = [p["schema"] for p in operation["parameters"] if p["name"] == name]
+        return dict(found)
+
+    assert parameter("/scorecards", "dormant_days")["maximum"] == 36500
+    assert parameter("/events", "after")["maximum"] == 2**53 - 1
+    assert parameter("/members", "limit")["maximum"] == 200
+    assert parameter("/members", "cursor")["maxLength"] == 18
+    assert "referral.sent" in str(parameter("/events", "type"))
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "0185-03-08T22:08:28Z",  # stored as "185-...": no view could read the log again
+        "0001-01-01T00:00:00+01:00",  # in UTC before year 1: OverflowError
+        "9999-12-31T23:59:59-01:00",  # in UTC after year 9999: OverflowError
+        "1899-12-31T23:59:59Z",
+        "2200-01-01T00:00:00Z",
+    ],
+)
+def test_a_time_outside_the_range_of_business_times_is_refused(api: Api, moment: str) -> None:
+    before = api.log_size()
+    body = problem(api.post(SUSPEND, {"occurred_at": moment}), 422, "occurred_at")
+    assert "1900" in body["detail"] and "2200" in body["detail"]
+    problem(api.post("/networks/riverside/referrals/r-1/accept", {"occurred_at": moment},
+                     "other"), 422, "occurred_at")  # fmt: skip
+    assert api.log_size() == before
+    problem(api.get("/networks/riverside/scorecards", as_of=moment), 422, "as_of")
+
+
+def test_a_time_recorded_before_the_range_was_checked_still_reads_back(
+    api: Api, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New commands only are held to the range: the log stays readable whatever it holds.
+
+    Year 185 went into SQLite's views as "185-03-08..." (``strftime("%Y")``),
+    which no read could parse back: every later request answered 500.
+    """
+    monkeypatch.setattr("partnerledger.ledger.in_range", lambda moment: True)
+    record(world, command("member.suspended", "riverside", member="bob-tax",
+                          occurred_at=datetime(185, 3, 8, 22, 8, 28, tzinfo=UTC)))  # fmt: skip
+    monkeypatch.undo()
+    events = api.get("/networks/riverside/events", type="member.suspended").json()["items"]
+    assert [e["occurred_at"] for e in events] == ["0185-03-08T22:08:28Z"]
+    assert api.get("/networks/riverside/members/bob-tax").json()["status"] == "suspended"
+    for path in ("/members", "/referrals", "/scorecards", "/standings?period=2025-Q1"):
+        assert api.call("GET", f"/networks/riverside{path}").status_code == 200, path
+
+
+def test_times_are_rfc_3339_text_in_bodies_and_queries(api: Api) -> None:
+    """A number (or a numeric string) is no time: it was read as a Unix timestamp."""
+    before = api.log_size()
+    for moment in (0, 1700000000, "0", "", "2025-02-01", "2025-02-01T09:00:00"):
+        problem(api.post(SUSPEND, {"occurred_at": moment}), 422, "occurred_at")
+    problem(api.call("PATCH", "/networks/riverside/members/bob-tax",
+                     json={"name": "Bob", "occurred_at": 0}), 422, "occurred_at")  # fmt: skip
+    assert api.log_size() == before
+    problem(api.get("/networks/riverside/events", until="0.5"), 422, "until")
+    problem(api.get("/networks/riverside/events", since=""), 422, "since")
+    problem(api.get("/networks/riverside/scorecards", as_of="1"), 422, "as_of")
+    edge = api.ok("POST", SUSPEND, {"occurred_at": "2199-12-31T23:59:59+00:00"})
+    assert edge["occurred_at"] == "2199-12-31T23:59:59Z"
+
+
+@pytest.mark.parametrize("period", ["9999-Q4", "0000-Q1", "9999-12-31", "1899-12-31", "2025-13"])
+def test_a_period_outside_the_calendar_is_refused(api: Api, period: str) -> None:
+    # datetime(10000, 1, 1) for the end of 9999-Q4: ValueError, 500.
+    problem(api.get("/networks/riverside/standings", period=period), 422, "period")
+    problem(api.get(f"/networks/riverside/members/ann-law/statements/{period}"), 422, "period")
+
+
+def test_text_that_is_no_unicode_is_refused_naming_the_field(api: Api, world: World) -> None:
+    """A lone surrogate cannot be stored (UnicodeEncodeError, 500): refused as the field's."""
+    before = api.log_size()
+    # JSON holds one only as an escape: the body as a whole does not decode.
+    lone = api.call("POST", "/networks/riverside/members/bob-tax/leave",
+                    content=b'{"reason": "x \\udcdb y"}',
+                    headers={"content-type": "application/json"})  # fmt: skip
+    assert "surrogate" in problem(lone, 400, "body")["detail"]
+    problem(api.call("POST", "/networks/riverside/members/bob-tax/leave", content=b"{not json",
+                     headers={"content-type": "application/json"}), 400, "body")  # fmt: skip
+    # Python (or a command line whose bytes are not UTF-8) can hold one: the
+    # command names the field, nested ones too, through the same services.
+    services = Services(Database.parse(world.database_url), inline=False)
+    try:
+        user = services.accounts.by_email(world.coordinator)
+        assert user is not None
+        for fields, field in (
+            ({"type": "member.left", "member": "bob-tax", "reason": "x \udcdb y"}, "reason"),
+            ({"type": "member.updated", "member": "bob-tax", "contact": {"person": "\ud800"}},
+             "contact.person"),
+        ):  # fmt: skip
+            with pytest.raises(InvalidCommand) as refused:
+                services.command({"network": "riverside", **fields}, user)
+            assert refused.value.field == field and "surrogate" in refused.value.reason
+        built = MemberLeft(network="riverside", actor="script", occurred_at=datetime.now(UTC),
+                           member="bob-tax", reason="\udcdb")  # fmt: skip
+        with pytest.raises(InvalidCommand) as refused:
+            services.ledger.execute(built)
+        assert refused.value.field == "reason"
+    finally:
+        services.close()
+    assert api.log_size() == before
+
+
+def test_the_same_write_twice_is_recorded_once_without_a_command_id(api: Api) -> None:
+    """Its identity is its content: the repeat found nothing to answer with (AssertionError)."""
+    body = {"occurred_at": "2025-02-01T09:00:00Z", "reason": "dues unpaid"}
+    first = api.ok("POST", SUSPEND, body)
+    size = api.log_size()
+    again = api.post(SUSPEND, body)
+    assert again.status_code == 200, again.text
+    assert again.json() == {"recorded": False, "event": first}
+    assert api.log_size() == size
+    # Another time is another command, which the member's state refuses.
+    problem(api.post(SUSPEND, {**body, "occurred_at": "2025-02-02T09:00:00Z"}), 409, "member")
+
+
+def test_amounts_and_counts_the_views_cannot_hold_are_refused(api: Api) -> None:
+    """Recorded first, then every read failed: InvalidOperation, OverflowError (500s)."""
+    base = "/networks/riverside/referrals"
+    api.ok("POST", f"{base}/r-1/accept", {"occurred_at": "2025-02-01T09:00:00Z"}, "other")
+    before = api.log_size()
+    for value in ("1E+40", "1000000000000", "-1E+40", "NaN", "Infinity"):
+        problem(api.post(f"{base}/r-1/convert", {"deal_value": value}, "other"), 422,
+                "deal_value")  # fmt: skip
+    targets = {"scope": "Leads", "targets": {"referrals_per_month": 2**63}}
+    problem(api.post("/networks/riverside/agreements", {"kind": "referral",
+                     "parties": ["ann-law", "bob-tax"], "terms": targets}), 422,
+            "terms.targets.referrals_per_month")  # fmt: skip
+    assert api.log_size() == before
+    api.ok("POST", f"{base}/r-1/convert", {"deal_value": "999999999999.99",
+           "occurred_at": "2025-02-10T09:00:00Z"}, "other")  # fmt: skip
+    assert api.get(f"{base}/r-1").json()["deal_value"] == "999999999999.99"
+    for path in ("/referrals", "/scorecards", "/standings", "/members/bob-tax/statements/2025-Q1"):
+        assert api.get(f"/networks/riverside{path}").status_code == 200, path
+
+
+def test_renewals_stay_in_the_calendar(api: Api) -> None:
+    """Renewals add up; some 70 of 100 years each ran past year 9999 (OverflowError)."""
+    base = "/networks/riverside/agreements"
+    terms = {"scope": "Legal and tax clients", "duration_days": 36500}
+    api.ok("POST", base, {"agreement": "a-long", "kind": "referral",
+           "parties": ["ann-law", "bob-tax"], "terms": terms,
+           "occurred_at": "2025-01-10T09:00:00Z"})  # fmt: skip
+    for party in ("ann-law", "bob-tax"):
+        api.ok("POST", f"{base}/a-long/accept", {"party": party,
+               "occurred_at": "2025-01-11T09:00:00Z"})  # fmt: skip
+    api.ok("POST", f"{base}/a-long/renew", {"occurred_at": "2025-02-01T09:00:00Z"})
+    assert api.get(f"{base}/a-long").json()["ends_at"].startswith("2224-")
+    before = api.log_size()
+    body = problem(api.post(f"{base}/a-long/renew", {"occurred_at": "2025-03-01T09:00:00Z"}),
+                   422, "duration_days")  # fmt: skip
+    assert "2299" in body["detail"]
+    assert api.log_size() == before
+
+
+def test_a_method_a_path_does_not_take_says_which_it_takes(api: Api) -> None:
+    response = api.call("DELETE", "/networks/riverside/members")
+    problem(response, 405)
+    assert {"GET", "POST"} <= {m.strip() for m in response.headers["allow"].split(",")}
+
+
+def test_the_document_says_bodies_refuse_unknown_fields_and_which_are_optional(
+    api: Api,
+) -> None:
+    document = api.client.get("/schema/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for name in ("Reason", "InviteMember", "UpdateMember", "Proposal", "Terms", "Contact"):
+        assert schemas[name]["additionalProperties"] is False, name
+    problem(api.post(SUSPEND, {"colour": "red"}), 422, "colour")
+    parties = schemas["Proposal"]["properties"]["parties"]
+    assert parties["minItems"] == 2 and parties["items"]["pattern"].startswith("^[A-Za-z0-9]")
+    paths = document["paths"]
+    suspend = paths["/api/v1/networks/{network}/members/{member}/suspend"]["post"]
+    convert = paths["/api/v1/networks/{network}/referrals/{referral}/convert"]["post"]
+    assert suspend["requestBody"]["required"] is False
+    assert convert["requestBody"]["required"] is True
+    assert api.post(SUSPEND).status_code == 201  # no body at all
 
 
 # ------------------------------------------------------- every route, every role

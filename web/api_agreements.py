@@ -11,7 +11,7 @@ A member sees the agreements their business is a party to.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response
@@ -176,7 +176,7 @@ class Proposal(WriteBody, kw_only=True):
 
     kind: AgreementKind
     #: Two or more member ids (``program`` for the network's program).
-    parties: list[Slug]
+    parties: Annotated[list[Slug], msgspec.Meta(min_length=2)]
     terms: Terms
     #: A trial period (90 days by default) before the agreement becomes active.
     pilot: Pilot | None = None
@@ -255,7 +255,7 @@ class Amendment(WriteBody, kw_only=True):
 
     terms: Terms
     #: Every party of the agreement: an amendment needs them all.
-    accepted_by: list[Slug]
+    accepted_by: Annotated[list[Slug], msgspec.Meta(min_length=1)]
 
 
 @api_post("/networks/{network:str}/agreements/{agreement:str}/amend",

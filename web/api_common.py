@@ -27,19 +27,25 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, get, patch, post
-from litestar.exceptions import HTTPException, PermissionDeniedException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    PermissionDeniedException,
+    SerializationException,
+    ValidationException,
+)
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIFormat
 from litestar.params import QueryParameter
 from litestar.types import ExceptionHandlersMap
 
 from partnerledger import DomainError
 from partnerledger.accounts import Grant
-from partnerledger.commands import Command
+from partnerledger.commands import Command, derived_command_id
 from partnerledger.domain import ROUTES as _RULES  # not `ROUTES`: create_app collects those
 from partnerledger.errors import InvalidCommand
 from partnerledger.events import Event
-from partnerledger.types import AwareDatetime, CommandId, Text
+from partnerledger.types import CommandId, Text
 
 from .security import current_user, network_guard, services_of
 from .services import Services
@@ -55,9 +61,53 @@ Limit = Annotated[
     int,
     QueryParameter(ge=1, le=MAX_LIMIT, description=f"Items per page (1 to {MAX_LIMIT})."),
 ]
+#: The longest cursor this API gives (a position in a list, as digits).
+MAX_CURSOR = 18
+#: A time in a body as a client writes it: RFC 3339 text with an offset (a JSON
+#: number is no time, as in an import line); the command parses and checks it.
+TimeText = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        extra_json_schema={
+            "description": "RFC 3339 time with an offset, from 1900 up to 2200 (exclusive); "
+            "stored in UTC.",
+            "extra": {"format": "date-time"},
+        },
+    ),
+]
+
+
+def time_query(description: str) -> Any:
+    """A query parameter holding a time (parse it with :func:`parse_time`)."""
+    return Annotated[
+        str | None,
+        QueryParameter(format=OpenAPIFormat.DATE_TIME, description=description),
+    ]
+
+
+def parse_time(text: str | None, field: str) -> datetime | None:
+    """A time a query parameter gives: RFC 3339 with an offset (InvalidCommand on ``field``)."""
+    if text is None:
+        return None
+    try:
+        moment = msgspec.convert(text, datetime)
+    except msgspec.ValidationError:
+        raise InvalidCommand(
+            field, f"{text!r} is not an RFC 3339 time, e.g. 2025-03-01T00:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidCommand(field, "give a time with an offset, e.g. Z or +02:00")
+    return moment
+
+
 Cursor = Annotated[
     str | None,
-    QueryParameter(description="Where the page starts: the `next` of the previous page."),
+    QueryParameter(
+        max_length=MAX_CURSOR,
+        pattern=rf"^[0-9]{{0,{MAX_CURSOR}}}$",
+        description="Where the page starts: the `next` of the previous page.",
+    ),
 ]
 
 
@@ -128,6 +178,7 @@ def _domain_error(request: Request[Any, Any, Any], error: DomainError) -> Respon
     return problem(status, f"{error.field}: {error.reason}", [field])
 
 
+_REGEX = re.compile(r"matching regex '[^']*'")
 _NAMED = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<name>[^`]+)`")
 
 
@@ -139,6 +190,7 @@ def _field_error(item: Any) -> FieldError:
     reason = str(item.get("message") or "invalid")
     if key == "data":  # the body as a whole
         key = ""
+    reason = _REGEX.sub("in the allowed form (see the OpenAPI document at /schema)", reason)
     found = _NAMED.match(reason)
     if found:
         key = f"{key}.{found['name']}" if key else found["name"]
@@ -148,9 +200,21 @@ def _field_error(item: Any) -> FieldError:
     return FieldError(field=key or "-", reason=reason)
 
 
+def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
+    """The name a client writes for a handler's parameter (``type`` for ``types``)."""
+    try:
+        parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    except AttributeError:  # pragma: no cover - every API route is an HTTP handler
+        return key
+    name = getattr(getattr(parameter, "kwarg_definition", None), "name", None)
+    return name if isinstance(name, str) and name else key
+
+
 def _validation_error(request: Request[Any, Any, Any], error: ValidationException) -> Response[Any]:
     extra = error.extra if isinstance(error.extra, list) else []
     errors = [_field_error(item) for item in extra]
+    for found in errors:
+        found.field = _wire_name(request, found.field)
     if not errors:
         return problem(400, str(error.detail))
     detail = "; ".join(f"{e.field}: {e.reason}" for e in errors)
@@ -160,6 +224,8 @@ def _validation_error(request: Request[Any, Any, Any], error: ValidationExceptio
 def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     status = error.status_code
     detail = str(error.detail) if status < 500 else "Something went wrong on our side."
+    if isinstance(error.__cause__, SerializationException):  # the body does not decode
+        return problem(status, detail, [FieldError(field="body", reason=detail)])
     return problem(status, detail)
 
 
@@ -276,7 +342,7 @@ def offset(cursor: str | None) -> int:
     """The position a page starts at, from the cursor (InvalidCommand on ``cursor``)."""
     if cursor is None or cursor == "":
         return 0
-    if not (cursor.isascii() and cursor.isdigit()):
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= MAX_CURSOR):
         raise InvalidCommand("cursor", "not a cursor this API gave: pass back a page's `next`")
     return int(cursor)
 
@@ -318,8 +384,8 @@ class Written(msgspec.Struct, kw_only=True):
 class WriteBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Fields every write accepts."""
 
-    #: When it happened (business time); now when absent.
-    occurred_at: AwareDatetime | None = None
+    #: When it happened (business time, from 1900 up to 2200); now when absent.
+    occurred_at: TimeText | None = None
     #: An idempotency key: repeating a write with the same key records nothing new.
     command_id: CommandId | None = None
 
@@ -363,15 +429,19 @@ def _locate(services: Services, event: Event, after: int) -> int:
 
 
 def _earlier(services: Services, command: Command) -> Event | None:
-    """The event recorded earlier with the command's explicit ``command_id``, if any."""
-    if command.command_id is None:
-        return None
+    """The event recorded earlier for the command's identity, if any.
+
+    The identity is the explicit ``command_id``, or without one the digest
+    of the command's content: the same write, ``occurred_at`` included,
+    sent twice is recorded once, as an import line is.
+    """
     route = _RULES.get(type(command))
     if route is None:
         return None
-    target = route.key(command, command.command_id)
+    command_id = derived_command_id(command)
+    target = route.key(command, command_id)
     for event in services.store.stream(target):
-        if event.command_id == command.command_id:
+        if event.command_id == command_id:
             return event
     return None
 
@@ -392,7 +462,7 @@ def record(request: Request[Any, Any, Any], fields: dict[str, Any]) -> Response[
     """
     services = services_of(request)
     command = services.command(fields, current_user(request))
-    earlier = _earlier(services, command)
+    earlier = _earlier(services, command) if command.command_id is not None else None
     if earlier is not None and not fields.get("occurred_at"):
         command = msgspec.structs.replace(command, occurred_at=earlier.occurred_at)
     before = services.store.last_position()
@@ -401,8 +471,10 @@ def record(request: Request[Any, Any, Any], fields: dict[str, Any]) -> Response[
         event = recorded[0]
         position = _locate(services, event, before)
         return Response(Written(recorded=True, event=log_event(position, event)), status_code=201)
+    # Nothing new: the same command (same identity, same content) was recorded before.
     event = earlier or _earlier(services, command)
-    assert event is not None
+    if event is None:  # pragma: no cover - the ledger found it, so must we
+        raise RuntimeError(f"{command.type}: recorded before, yet not found in the log")
     position = _locate(services, event, 0)
     return Response(Written(recorded=False, event=log_event(position, event)), status_code=200)
 
@@ -488,6 +560,7 @@ __all__ = [
     "LogEvent",
     "Problem",
     "Reason",
+    "TimeText",
     "WriteBody",
     "Written",
     "amount",
@@ -501,10 +574,12 @@ __all__ = [
     "offset",
     "only_self",
     "own_business",
+    "parse_time",
     "problem",
     "record",
     "require_party",
     "require_self",
     "services",
     "slice_page",
+    "time_query",
 ]

@@ -17,13 +17,14 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from partnerledger import DomainError
 from partnerledger.commands import Contact, MemberStatus, Period, Tier
 from partnerledger.domain import Member, Network
-from partnerledger.types import AwareDatetime, CommandId, Name, Slug
+from partnerledger.types import CommandId, Name, Slug
 
 from .api_common import (
     DEFAULT_LIMIT,
     Cursor,
     Limit,
     Reason,
+    TimeText,
     WriteBody,
     Written,
     api_get,
@@ -233,7 +234,7 @@ class UpdateMember(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     category: Name | msgspec.UnsetType = msgspec.UNSET
     service_area: Name | msgspec.UnsetType = msgspec.UNSET
     contact: Contact | msgspec.UnsetType = msgspec.UNSET
-    occurred_at: AwareDatetime | msgspec.UnsetType = msgspec.UNSET
+    occurred_at: TimeText | msgspec.UnsetType = msgspec.UNSET
     command_id: CommandId | msgspec.UnsetType = msgspec.UNSET
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 
 from partnerledger import NotFound
 from partnerledger.commands import COMMAND_TYPES
@@ -22,6 +22,7 @@ from partnerledger.events import Event
 from partnerledger.log import EventFilter, select_events
 from partnerledger.periods import Calendar
 from partnerledger.rules import Activity, Score, TierChoice, Window
+from partnerledger.types import MAX_DAYS
 from partnerledger.views.ledger import statement
 from partnerledger.views.scorecards import DORMANT_DAYS, scorecards
 from partnerledger.views.standings import Standing, standings
@@ -34,9 +35,11 @@ from .api_common import (
     api_get,
     log_event,
     only_self,
+    parse_time,
     require_self,
     services,
     slice_page,
+    time_query,
 )
 
 # --------------------------------------------------------------- standings
@@ -118,11 +121,21 @@ def standing_out(s: Standing) -> StandingOut:
     )
 
 
+#: A period's name or a date inside it (the network's calendar says which names are its own).
+PERIOD_PATTERN = r"^[0-9]{4}-([0-9]{2}|[Qq][1-4]|[0-9]{2}-[0-9]{2}(\+[0-9]{1,5}d)?)$"
+_PERIOD = (
+    "The period's name (2025-06, 2025-Q2, 2025-01-15+90d) or a date inside it (2025-05-17), "
+    "from 1900 up to 2200."
+)
+PeriodQuery = Annotated[str | None, QueryParameter(pattern=PERIOD_PATTERN, description=_PERIOD)]
+PeriodPath = Annotated[str, PathParameter(pattern=PERIOD_PATTERN, description=_PERIOD)]
+
+
 @api_get("/networks/{network:str}/standings", operation_id="listStandings", tag="standings")
 async def list_standings(
     request: Request[Any, Any, Any],
     network: FromPath[str],
-    period: FromQuery[str | None] = None,
+    period: PeriodQuery = None,
     member: FromQuery[str | None] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
@@ -233,8 +246,17 @@ class ScorecardPage(msgspec.Struct, kw_only=True):
     next: str | None
 
 
+AsOf = time_query(
+    "When the time-dependent figures are measured (RFC 3339 with an offset, from 1900 up "
+    "to 2200); now by default."
+)
 DormantDays = Annotated[
-    int, QueryParameter(ge=1, description="Days without interaction that make a tie dormant.")
+    int,
+    QueryParameter(
+        ge=1,
+        le=MAX_DAYS,
+        description=f"Days without interaction that make a tie dormant (1 to {MAX_DAYS}).",
+    ),
 ]
 
 
@@ -243,7 +265,7 @@ async def list_scorecards(
     request: Request[Any, Any, Any],
     network: FromPath[str],
     member: FromQuery[str | None] = None,
-    as_of: FromQuery[datetime | None] = None,
+    as_of: AsOf = None,
     dormant_days: DormantDays = DORMANT_DAYS,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
@@ -258,7 +280,7 @@ async def list_scorecards(
     Money as strings with two decimals, rates as numbers.
     """
     member = only_self(request, network, member)
-    moment = as_of if as_of is not None else datetime.now(UTC)
+    moment = parse_time(as_of, "as_of") or datetime.now(UTC)
     try:
         cards = scorecards(services(request).db, network, member=member, as_of=moment,
                            dormant_days=dormant_days)  # fmt: skip
@@ -312,7 +334,7 @@ async def get_statement(
     request: Request[Any, Any, Any],
     network: FromPath[str],
     member: FromPath[str],
-    period: FromPath[str],
+    period: PeriodPath,
 ) -> StatementOut:
     """A member's incentive statement for one period: what they earned, lost and were paid.
 
@@ -340,21 +362,30 @@ class EventPage(msgspec.Struct, kw_only=True):
     next: int | None
 
 
+#: The largest position ``after`` takes: the largest integer a JSON number holds exactly.
+MAX_POSITION = 2**53 - 1
+
 After = Annotated[
-    int, QueryParameter(ge=0, description="Start after this log position (a page's `next`).")
+    int,
+    QueryParameter(
+        ge=0,
+        le=MAX_POSITION,
+        description="Start after this log position (a page's `next`).",
+    ),
 ]
 
 
+#: The event types, one per command type.
+EventType = Literal[tuple(COMMAND_TYPES)]  # type: ignore[valid-type]
+
 EventTypes = Annotated[
-    list[str] | None,
+    list[EventType] | None,  # type: ignore[valid-type]
     QueryParameter(name="type", description="Event types to keep (repeatable)."),
 ]
 
 
-def _aware(moment: datetime | None, field: str) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        raise InvalidCommand(field, "give a time with an offset, e.g. Z or +02:00")
-    return moment
+Since = time_query("Events from this business time on (RFC 3339 with an offset).")
+Until = time_query("Events before this business time (RFC 3339 with an offset).")
 
 
 @api_get("/networks/{network:str}/events", operation_id="listEvents", tag="events")
@@ -363,8 +394,8 @@ async def list_events(
     network: FromPath[str],
     types: EventTypes = None,
     member: FromQuery[str | None] = None,
-    since: FromQuery[datetime | None] = None,
-    until: FromQuery[datetime | None] = None,
+    since: Since = None,
+    until: Until = None,
     after: After = 0,
     limit: Limit = DEFAULT_LIMIT,
 ) -> EventPage:
@@ -385,8 +416,8 @@ async def list_events(
         network=network,
         types=wanted,
         member=only_self(request, network, member),
-        since=_aware(since, "since"),
-        until=_aware(until, "until"),
+        since=parse_time(since, "since"),
+        until=parse_time(until, "until"),
     )
     store = services(request).store
     found: Iterator[tuple[int, Event]]

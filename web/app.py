@@ -32,7 +32,6 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -44,6 +43,7 @@ from litestar.template.config import TemplateConfig
 from partnerledger import DomainError, __version__
 from partnerledger.store import Database
 
+from .api import ApiDocument
 from .security import PUBLIC, AuthMiddleware
 from .services import Services
 
@@ -83,12 +83,19 @@ def _unauthorized(request: Request[Any, Any, Any], error: NotAuthorizedException
 
 
 def _problem(
-    request: Request[Any, Any, Any], status: int, title: str, detail: str, **extra: Any
+    request: Request[Any, Any, Any],
+    status: int,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response[Any]:
     """An RFC 9457 problem details response."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     body["instance"] = request.url.path
-    return Response(content=body, status_code=status, media_type="application/problem+json")
+    return Response(
+        content=body, status_code=status, media_type="application/problem+json", headers=headers
+    )
 
 
 _TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
@@ -100,7 +107,8 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     title = _TITLES.get(status, "Error")
     if _is_api(request):
         extra = {"errors": error.extra} if isinstance(error.extra, list) else {}
-        return _problem(request, status, title, str(error.detail), **extra)
+        # The exception's headers too: a 405 says which methods are allowed (Allow).
+        return _problem(request, status, title, str(error.detail), error.headers, **extra)
     if status >= 500:
         detail = "Something went wrong on our side; nothing was written."
     else:
@@ -192,7 +200,7 @@ def create_app(
             path="/schema",
             # The document itself at /schema (and /schema/openapi.json): no page that
             # loads a viewer from a CDN, so it works offline.
-            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
+            render_plugins=[ApiDocument(path=["/", "/openapi.json"])],
             use_handler_docstrings=True,
             components=Components(
                 security_schemes={

@@ -457,7 +457,7 @@ async def my_statements(
     for entry in mine:
         counts[entry.period] = counts.get(entry.period, 0) + 1
     known = {p.name for p in options}
-    options += [calendar.parse(name) for name in counts if name not in known]
+    options += [calendar.parse(name, recorded=True) for name in counts if name not in known]
     options.sort(reverse=True)
     errors: dict[str, str] = {}
     chosen: Period | None = None
@@ -467,7 +467,7 @@ async def my_statements(
         except DomainError as error:
             errors = {"period": error.reason}
     elif mine:
-        chosen = calendar.parse(mine[-1].period)
+        chosen = calendar.parse(mine[-1].period, recorded=True)
     else:
         chosen = calendar.containing(now)
     shown = statement(db, found, me, chosen) if chosen is not None else None

@@ -65,7 +65,7 @@ def statement_periods(services: Services, network: Network) -> list[Period]:
     )
     if rows:
         calendar = Calendar.of(network)
-        latest = calendar.parse(str(rows[0][0]))
+        latest = calendar.parse(str(rows[0][0]), recorded=True)
         if latest > periods[0]:
             periods = list(reversed(calendar.between(periods[-1].start, latest.start)))
     return periods

@@ -28,6 +28,7 @@ from ..commands import (
 )
 from ..errors import AlreadyExists, InvalidCommand, InvalidTransition, NotFound
 from ..identity import aggregate_id
+from ..types import LATEST, MAX_DAYS
 from .base import Aggregate, Lookup, fraction, network_currency, positive_money, rule
 from .network import Network
 
@@ -35,6 +36,10 @@ AgreementStatus = Literal[
     "proposed", "pilot", "active", "amended", "renewed", "terminated", "expired"
 ]
 LIVE: tuple[AgreementStatus, ...] = ("active", "amended", "renewed")
+#: The latest end of an agreement: the longest term begun at the last business time.
+LATEST_END = LATEST + timedelta(days=MAX_DAYS)
+#: The most referrals a month a target asks for (the views keep 64-bit integers).
+MAX_REFERRALS_PER_MONTH = 100_000
 
 
 def agreement_id(network: str, slug: str) -> UUID:
@@ -138,8 +143,14 @@ def _check_terms(terms: Terms, parties: tuple[str, ...], network: Network, field
             raise InvalidCommand(
                 f"{field}.responsibilities.{party}", f"{party!r} is not a party to the agreement"
             )
-    if terms.targets is not None and terms.targets.conversion_rate is not None:
-        fraction(f"{field}.targets.conversion_rate", terms.targets.conversion_rate)
+    targets = terms.targets
+    if targets is not None and targets.conversion_rate is not None:
+        fraction(f"{field}.targets.conversion_rate", targets.conversion_rate)
+    if targets is not None and (targets.referrals_per_month or 0) > MAX_REFERRALS_PER_MONTH:
+        raise InvalidCommand(
+            f"{field}.targets.referrals_per_month",
+            f"at most {MAX_REFERRALS_PER_MONTH}, got {targets.referrals_per_month}",
+        )
     pay = terms.compensation
     if pay is None:
         return
@@ -222,8 +233,18 @@ def amend(lookup: Lookup, agreement: Agreement | None, command: AgreementAmended
 def renew(lookup: Lookup, agreement: Agreement | None, command: AgreementRenewed) -> None:
     lookup.network(command.network)
     found = _in_state(agreement, command, LIVE)
-    if command.duration_days is None and found.current_terms.duration_days is None:
+    days = command.duration_days or found.current_terms.duration_days
+    if days is None:
         raise InvalidCommand("duration_days", "the terms set no duration; give one to renew")
+    # Renewals add up: each one runs on from the end of the last. Past the
+    # latest end a first term can have, they would soon leave the calendar.
+    end = max(filter(None, (found.ends_at, command.occurred_at))) + timedelta(days=days)
+    if end > LATEST_END:
+        raise InvalidCommand(
+            "duration_days",
+            f"the renewed term would end on {end.date()}, past {LATEST_END.date()}, "
+            "the latest an agreement may run; renew it for a shorter term",
+        )
 
 
 @rule(AgreementTerminated, Agreement, _key)

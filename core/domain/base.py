@@ -122,10 +122,22 @@ def rule(
 # ------------------------------------------------------------ shared checks
 
 
-def positive_money(field: str, value: Decimal) -> None:
-    """Money must be a finite amount above zero."""
+#: Amounts stay below this (a trillion): sums of many of them still fit the
+#: views' 64-bit integers of 1/10000 units and a Decimal's 28 digits.
+MAX_MONEY = Decimal(10) ** 12
+
+
+def money(field: str, value: Decimal) -> None:
+    """An amount (a balance may be negative): finite, below :data:`MAX_MONEY` either way."""
     if not value.is_finite():
         raise InvalidCommand(field, "must be a finite amount")
+    if abs(value) >= MAX_MONEY:
+        raise InvalidCommand(field, f"must be less than {MAX_MONEY:,f} (either way), got {value}")
+
+
+def positive_money(field: str, value: Decimal) -> None:
+    """Money must be a finite amount above zero, below :data:`MAX_MONEY`, to 4 decimals."""
+    money(field, value)
     if value <= 0:
         raise InvalidCommand(field, f"must be greater than zero, got {value}")
     if value.normalize().as_tuple().exponent < -4:  # type: ignore[operator]

@@ -24,7 +24,7 @@ from ..commands import (
 from ..errors import AlreadyExists, InvalidCommand, InvalidTransition
 from ..identity import aggregate_id
 from ..rules import inputs_digest
-from .base import Aggregate, Lookup, network_currency, positive_money, rule
+from .base import Aggregate, Lookup, money, network_currency, positive_money, rule
 from .network import Network
 
 
@@ -81,6 +81,10 @@ def _key(command: PeriodCommand, _: str) -> UUID:
     return closing_id(command.network, command.period)
 
 
+#: The most periods in a row a member can have been kept in a tier while below it.
+MAX_PERIODS_BELOW = 1_000_000
+
+
 def _period_of(lookup: Lookup, command: PeriodCommand) -> Network:
     """The network, with the period checked against its calendar."""
     from ..periods import Calendar  # periods imports the domain package
@@ -122,6 +126,8 @@ def decide_tier(lookup: Lookup, closing: Closing | None, command: TierDecided) -
         )
     if command.inputs_digest != inputs_digest(command.inputs):
         raise InvalidCommand("inputs_digest", "does not match the inputs (SHA-256 of their JSON)")
+    if command.periods_below > MAX_PERIODS_BELOW:  # the views keep 64-bit integers
+        raise InvalidCommand("periods_below", f"at most {MAX_PERIODS_BELOW}")
     if command.member in found.tiers:
         raise AlreadyExists(
             "member", f"the tier of {command.member!r} in {command.period} is already decided"
@@ -156,6 +162,10 @@ def close_statement(lookup: Lookup, closing: Closing | None, command: StatementC
         raise AlreadyExists(
             "member", f"the statement of {command.member!r} for {command.period} is closed"
         )
+    money("opening", command.opening)
+    money("closing", command.closing)
+    for index, line in enumerate(command.entries):
+        money(f"entries[{index}].amount", line.amount)
     total = command.opening + sum((line.amount for line in command.entries), Decimal(0))
     if total != command.closing:
         raise InvalidCommand(

@@ -381,7 +381,9 @@ class IncentiveLedger(Projection):
         """
         calendar = Calendar.of(network)
         period = calendar.containing(moment)
-        closed = [calendar.parse(name) for name in closed_periods(self.db, network.network)]
+        closed = [
+            calendar.parse(name, recorded=True) for name in closed_periods(self.db, network.network)
+        ]
         if closed and period <= max(closed):
             return calendar.after(max(closed))
         return period
@@ -424,7 +426,7 @@ class IncentiveLedger(Projection):
         )
 
     def _statement(self, position: int, command: StatementClosed, network: Network) -> None:
-        period = Calendar.of(network).parse(command.period)
+        period = Calendar.of(network).parse(command.period, recorded=True)
         table = self.t("partnerledger_ledger_entries")
         self.db.execute(
             f"DELETE FROM {table} WHERE network = ? AND member = ? AND period = ?",

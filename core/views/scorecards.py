@@ -69,6 +69,7 @@ from ..events import Event
 from ..projection import Networks, Projection, projection
 from ..replay import LIVE
 from ..sql import SqlBackend
+from ..types import MAX_DAYS, OUT_OF_RANGE, in_range
 
 #: Days before a pilot's end from which a pair is flagged ``pilot_ending``.
 PILOT_ENDING_DAYS = 14
@@ -837,12 +838,17 @@ def scorecards(
 
     Raises :class:`~partnerledger.errors.NotFound` for an unknown network or
     member, and :class:`~partnerledger.errors.InvalidCommand` for a naive
-    ``as_of`` or ``dormant_days`` below 1.
+    ``as_of`` or one outside the range of business times (1900 up to 2200),
+    or ``dormant_days`` outside 1 to 36500.
     """
     if as_of.tzinfo is None:
         raise InvalidCommand("as_of", "give a time with an offset, e.g. Z or +02:00")
-    if dormant_days < 1:
-        raise InvalidCommand("dormant_days", f"must be at least 1, got {dormant_days}")
+    if not in_range(as_of):
+        raise InvalidCommand("as_of", OUT_OF_RANGE)
+    if not 1 <= dormant_days <= MAX_DAYS:
+        raise InvalidCommand(
+            "dormant_days", f"must be from 1 to {MAX_DAYS} (100 years), got {dormant_days}"
+        )
     as_of = as_of.astimezone(UTC)
     _, found = db.execute(
         f"SELECT currency FROM {db.table(NETWORKS)} WHERE network = ?", (network,)

@@ -188,7 +188,7 @@ def _units(amount: Decimal) -> int:
 
 
 def _day(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+    return moment.astimezone(UTC).date().isoformat()
 
 
 _TOPICS = (
@@ -427,7 +427,7 @@ class Standings(Projection):
         """A period close's recorded decisions replace the provisional rows, for good."""
         network = networks.get(command.network)
         assert network is not None
-        period = Calendar.of(network).parse(command.period)
+        period = Calendar.of(network).parse(command.period, recorded=True)
         self._touch(command.network, period.end)  # later periods' previous tier changes
         table = self.t("partnerledger_standings")
         if isinstance(command, PeriodClosed):
