@@ -13,6 +13,10 @@ Deterministic (``derandomize``, no example database) and bounded
 (:data:`EXAMPLES` per operation), on SQLite: it runs in seconds and the
 same on every run. ``schemathesis run`` against ``partnerledger serve``
 fuzzes further (see docs/api.md).
+
+Each operation is a test of its own, driven by hypothesis from
+``operation.as_strategy()``: schemathesis's own ``from_fixture`` pytest
+integration reads ``request.node._nodeid``, which pytest 9 no longer has.
 """
 
 from __future__ import annotations

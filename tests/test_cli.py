@@ -315,6 +315,20 @@ def test_exit_codes_and_messages(run: Run) -> None:
     assert len(after) == 37 + 2  # only the two accepted commands were written
 
 
+def test_text_and_times_the_store_cannot_hold_are_refused(run: Run) -> None:
+    """A command line's bytes that are not UTF-8 arrive as lone surrogates; times far off."""
+    run("import", str(HISTORY))
+    before = len(run("events", "--json").stdout.splitlines())
+    lone = run("member", "suspend", "riverside", "park-cpa", "--reason", "dues \udcff")
+    assert lone.exit_code == 1
+    assert "Error: reason: is not valid Unicode text" in lone.output
+    for moment in ("0185-03-08T22:08:28Z", "0001-01-01T00:00:00+01:00", "0", "1700000000"):
+        far = run("member", "suspend", "riverside", "park-cpa", AT, moment)
+        assert far.exit_code == 1, moment
+        assert "Error: occurred_at:" in far.output, far.output
+    assert len(run("events", "--json").stdout.splitlines()) == before
+
+
 def test_import_bad_file_reports_lines_and_writes_nothing(run: Run, tmp_path: Path) -> None:
     lines = HISTORY.read_text().splitlines()
     lines[9] = lines[9].replace('"USD"', '"EUR"')

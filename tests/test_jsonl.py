@@ -169,6 +169,34 @@ def test_unknown_fields_and_wrong_types_name_the_field(ledger: Ledger) -> None:
     assert report.rejected[0].reason == "unknown field"
 
 
+def test_lines_the_store_could_not_hold_name_the_field(ledger: Ledger) -> None:
+    """Times outside 1900 to 2200, a lone surrogate, money beyond the views' integers."""
+    start = (
+        b'{"type": "member.suspended", "network": "riverside", "member": "lee-law", "actor": "a"'
+    )
+    lines = [
+        *history_lines(),
+        start + b', "occurred_at": "0185-03-08T22:08:28Z"}',
+        start + b', "occurred_at": "0001-01-01T00:00:00+01:00"}',
+        start + b', "occurred_at": "2025-05-01T00:00:00Z", "reason": "x \\udcdb"}',
+        b'{"type": "tyfcb.reported", "network": "riverside", "member": "lee-law",'
+        b' "thanked_member": "park-cpa", "amount": "1E+40", "currency": "USD",'
+        b' "actor": "a", "occurred_at": "2025-05-01T00:00:00Z"}',
+    ]
+
+    report = import_lines(ledger, lines)
+
+    assert [(e.field, e.code) for e in report.rejected] == [
+        ("occurred_at", "invalid"),
+        ("occurred_at", "invalid"),
+        ("-", "invalid"),  # the line is no JSON: msgspec refuses the escape
+        ("amount", "invalid"),
+    ]
+    assert "1900" in report.rejected[0].reason
+    assert "surrogate" in report.rejected[2].reason
+    assert report.written is False
+
+
 @pytest.mark.parametrize("batch_size", [1, 7])
 def test_batches_write_the_same_log(ledger: Ledger, store: Store, batch_size: int) -> None:
     report = import_lines(ledger, history_lines(), batch_size=batch_size)
