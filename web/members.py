@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
@@ -186,68 +187,37 @@ async def _change_status(
     return Redirect(path=f"/n/{network}/members/{member}", status_code=303)
 
 
+#: What each status action records, as its help says (a coordinator only).
+STATUS_ACTIONS = {
+    "join": "record that an invited business joined",
+    "suspend": "suspend an active member, with a reason",
+    "reinstate": "make a suspended member active again",
+    "leave": "record that a member left the network, for good",
+}
+
+
 @post(
-    "/n/{network:str}/members/{member:str}/join",
-    operation_id="memberJoin",
+    "/n/{network:str}/members/{member:str}/{action:str}",
+    operation_id="memberStatus",
     guards=[network_guard],
     opt=COORDINATOR,
     include_in_schema=False,
 )
-async def join_member(
-    request: Request[Any, Any, Any], network: FromPath[str], member: FromPath[str]
+async def change_member_status(
+    request: Request[Any, Any, Any],
+    network: FromPath[str],
+    member: FromPath[str],
+    action: FromPath[str],
 ) -> Any:
-    """Record that an invited business joined (a coordinator only)."""
-    return await _change_status(request, network, member, "join")
-
-
-@post(
-    "/n/{network:str}/members/{member:str}/suspend",
-    operation_id="memberSuspend",
-    guards=[network_guard],
-    opt=COORDINATOR,
-    include_in_schema=False,
-)
-async def suspend_member(
-    request: Request[Any, Any, Any], network: FromPath[str], member: FromPath[str]
-) -> Any:
-    """Suspend an active member, with a reason (a coordinator only)."""
-    return await _change_status(request, network, member, "suspend")
-
-
-@post(
-    "/n/{network:str}/members/{member:str}/reinstate",
-    operation_id="memberReinstate",
-    guards=[network_guard],
-    opt=COORDINATOR,
-    include_in_schema=False,
-)
-async def reinstate_member(
-    request: Request[Any, Any, Any], network: FromPath[str], member: FromPath[str]
-) -> Any:
-    """Make a suspended member active again (a coordinator only)."""
-    return await _change_status(request, network, member, "reinstate")
-
-
-@post(
-    "/n/{network:str}/members/{member:str}/leave",
-    operation_id="memberLeave",
-    guards=[network_guard],
-    opt=COORDINATOR,
-    include_in_schema=False,
-)
-async def leave_member(
-    request: Request[Any, Any, Any], network: FromPath[str], member: FromPath[str]
-) -> Any:
-    """Record that a member left the network, for good (a coordinator only)."""
-    return await _change_status(request, network, member, "leave")
+    """Join, suspend, reinstate or leave: a member's status changes (a coordinator only)."""
+    if action not in STATUS_ACTIONS:
+        raise NotFoundException(f"no action {action!r} on members")
+    return await _change_status(request, network, member, action)
 
 
 ROUTES = [
     members_page,
     invite_member,
     member_page,
-    join_member,
-    suspend_member,
-    reinstate_member,
-    leave_member,
+    change_member_status,
 ]
