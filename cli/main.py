@@ -1476,6 +1476,7 @@ def chapter_tyfcb(
 # The commands that read the views live in modules of their own; importing
 # them registers them on the group.
 from partnerledger.cli import views as _views  # noqa: E402, F401
+from partnerledger.cli import audit as _audit  # noqa: E402, F401
 
 
 def main() -> None:
