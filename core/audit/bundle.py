@@ -334,8 +334,11 @@ class _Archive:
         """The next member's header; None at the end of the archive."""
         block = self._read(BLOCK, f"the header of {expected}")
         if block == bytes(BLOCK):
-            self._read(BLOCK, "the end of the archive")  # the second zero block
-            if self.stream.read(BLOCK * 20).strip(b"\0"):
+            # the end: a second zero block, then zeros to the end of the record
+            if self._read(BLOCK, "the end of the archive") != bytes(BLOCK):
+                raise BundleError("corrupt archive: non-zero bytes in its end marker")
+            rest = self.stream.read(tarfile.RECORDSIZE + 1)
+            if len(rest) > tarfile.RECORDSIZE or rest.strip(b"\0") or len(rest) % BLOCK:
                 raise BundleError("bytes after the end of the archive")
             return None
         stored = _octal(block[148:156], "checksum")
@@ -432,7 +435,7 @@ class _Read:
 def _load_json(report: BundleReport, read: _Read, name: str) -> Any:
     try:
         return msgspec.json.decode(read.small[name])
-    except (KeyError, msgspec.DecodeError) as error:
+    except (KeyError, ValueError, msgspec.DecodeError) as error:
         report.fail(f"{name} is not valid JSON: {error}")
         return None
 
@@ -813,6 +816,9 @@ def verify_bundle(
         report.fail(str(error))
     except OSError as error:
         report.fail(f"cannot read {path}: {error}")
+    except (ValueError, TypeError, KeyError, AttributeError, msgspec.MsgspecError) as error:
+        # a member that parses but holds the wrong shapes: refused, never a crash
+        report.fail(f"malformed bundle: {type(error).__name__}: {error}")
     return report
 
 
