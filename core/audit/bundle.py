@@ -338,8 +338,10 @@ class _Archive:
             if self._read(BLOCK, "the end of the archive") != bytes(BLOCK):
                 raise BundleError("corrupt archive: non-zero bytes in its end marker")
             rest = self.stream.read(tarfile.RECORDSIZE + 1)
-            if len(rest) > tarfile.RECORDSIZE or rest.strip(b"\0") or len(rest) % BLOCK:
+            if len(rest) > tarfile.RECORDSIZE or rest.strip(b"\0"):
                 raise BundleError("bytes after the end of the archive")
+            if (self.offset + len(rest)) % tarfile.RECORDSIZE:
+                raise BundleError("truncated: the archive's final padding is cut short")
             return None
         stored = _octal(block[148:156], "checksum")
         actual = sum(block[:148]) + 8 * 32 + sum(block[156:])
