@@ -145,19 +145,30 @@ def export_bundle(
     start: datetime | None = None,
     end: datetime | None = None,
     signer: Signer | None = None,
+    sign: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportReport:
     """Write the audit bundle of a network's events (business time in [start, end)).
 
     A checkpoint is signed first, so the bundle covers the whole log as it
-    stands. The export refuses a log that differs from its witness (run
-    ``audit verify``): a bundle never carries altered history as if it were
-    whole.
+    stands (with ``sign=False``, as of the latest checkpoint: an export that
+    writes nothing, for read-only users). The export refuses a log that
+    differs from its witness (run ``audit verify``): a bundle never carries
+    altered history as if it were whole.
     """
     store = projector.store
     signer = signer or installation_signer(store.database)
-    latest = record_checkpoint(projector, network, signer)
     db = projector.db
+    if sign:
+        latest = record_checkpoint(projector, network, signer)
+    else:
+        projector.catch_up()
+        existing = checkpoints(db, network)
+        if not existing:
+            raise InvalidCommand(
+                "network", f"{network!r} has no signed checkpoint yet: a coordinator signs one"
+            )
+        latest = existing[-1]
     signed = [c for c in checkpoints(db, network) if c.size <= latest.size]
     witnessed = recorded_leaves(db, network)[: latest.size]
     hashes = [digest for _, digest in witnessed]
