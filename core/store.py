@@ -99,6 +99,8 @@ class Database:
         if self.kind == "sqlite":
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                # a batch in one executemany (see recorders.py)
+                "APPLICATION_RECORDER_TOPIC": "partnerledger.recorders:BatchSQLiteRecorder",
                 "SQLITE_DBNAME": self.path,
                 "SQLITE_LOCK_TIMEOUT": "10",
             }
