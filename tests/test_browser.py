@@ -384,3 +384,25 @@ def test_pages_fit_a_phone(site: tuple[str, World], browser: Any, path: str) -> 
         assert widths[0] <= widths[1] + 1, f"{path}: the page is {widths[0]}px wide in {widths[1]}"
     finally:
         phone.close()
+
+
+def test_no_page_breaks_the_content_security_policy(site: tuple[str, World], context: Any) -> None:
+    """Charts, htmx and the network graph run under the strict policy: no violation reported."""
+    url, world = site
+    violations: list[str] = []
+    page = sign_in(context, url, world.coordinator)
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text)
+            if "Content Security Policy" in message.text or "Refused to" in message.text
+            else None
+        ),
+    )
+    for path in ("/n/riverside/", "/n/riverside/members/ann-law", "/n/riverside/referrals",
+                 "/n/riverside/standings", "/n/riverside/trail", "/n/riverside/audit"):  # fmt: skip
+        response = page.goto(f"{url}{path}")
+        assert response is not None and response.status < 400, path
+        assert "frame-ancestors 'none'" in (response.headers.get("content-security-policy") or "")
+        page.wait_for_load_state("networkidle")
+    assert violations == []

@@ -22,7 +22,7 @@ from partnerledger import DomainError
 from partnerledger.accounts import MIN_PASSWORD
 
 from .pages import FormErrors, page, read_form
-from .security import SESSION_USER, admin_guard, current_user, services_of
+from .security import SESSION_USER, admin_guard, current_user, rotate_session, services_of
 
 EMAIL_LIMIT = 5
 ADDRESS_LIMIT = 20
@@ -82,6 +82,7 @@ async def login(request: Request[Any, Any, Any]) -> Any:
         )
     accounts.clear_failures(f"email:{email}")
     request.clear_session()
+    rotate_session(request)  # a new session identifier: nothing from before sign-in carries over
     request.set_session({SESSION_USER: user.id})
     return Redirect(path=target)
 

@@ -30,7 +30,6 @@ from litestar.enums import MediaType
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.base import DefineMiddleware
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
@@ -44,7 +43,12 @@ from partnerledger import DomainError, __version__
 from partnerledger.store import Database
 
 from .api import ApiDocument
-from .security import PUBLIC, AuthMiddleware
+from .security import (
+    PUBLIC,
+    AuthMiddleware,
+    RotatingSessionConfig,
+    add_security_headers,
+)
 from .services import Services
 
 HERE = Path(__file__).parent
@@ -174,11 +178,12 @@ def create_app(
     static = create_static_files_router(
         path="/static", directories=[HERE / "static"], include_in_schema=False
     )
-    session_config = ServerSideSessionConfig(store="sessions", max_age=8 * 3600, samesite="lax")
+    session_config = RotatingSessionConfig(store="sessions", max_age=8 * 3600, samesite="lax")
     return Litestar(
         route_handlers=[healthz, *_areas(), static],
         lifespan=[lifespan],
         stores={"sessions": FileStore(session_dir)},
+        before_send=[add_security_headers],
         middleware=[
             session_config.middleware,
             DefineMiddleware(AuthMiddleware, exclude=[f"^{p}" for p in PUBLIC]),
