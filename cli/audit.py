@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
 from partnerledger import DomainError
+from partnerledger.audit.bundle import export_bundle, verify_bundle
 from partnerledger.audit.checkpoints import installation_signer, record_checkpoint
 from partnerledger.audit.note import NoteError, Verifier
+from partnerledger.audit.recheck import recheck_decisions
 from partnerledger.audit.verify import verify_network
 from partnerledger.errors import InvalidCommand
 from partnerledger.sql import connect
 
-from .main import _fail, _state, cli, out
+from .main import _fail, _progress, _state, cli, err, out
 
 
 @cli.group()
@@ -109,3 +113,126 @@ def audit_verify(network: str, keys: tuple[str, ...], as_json: bool) -> None:
         out.print("[green]OK: history matches its checkpoints[/]" if report.ok else "")
     if not report.ok:
         raise SystemExit(1)
+
+
+def _moment(value: str | None, option: str) -> datetime | None:
+    """A date (its start, UTC) or an ISO 8601 time with an offset."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(
+            InvalidCommand(option, f"{value!r} is not a date (2025-03-01) or a time with an offset")
+        ) from None
+    if moment.tzinfo is None:
+        raise _fail(InvalidCommand(option, "give a time with an offset, e.g. Z or +02:00"))
+    return moment
+
+
+@audit.command("export")
+@click.option("--network", required=True, help="The network.")
+@click.option("--from", "start", help="Only events from this business date or time (inclusive).")
+@click.option("--to", "end", help="Only events before this business date or time (exclusive).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The bundle file to write (written whole or not at all).",
+)
+@click.option("--progress/--no-progress", default=None, help="Show a progress bar.")
+def audit_export(
+    network: str, start: str | None, end: str | None, output: Path, progress: bool | None
+) -> None:
+    """Write NETWORK's audit bundle: events, checkpoints, proofs, decisions, disputes."""
+    since, until = _moment(start, "--from"), _moment(end, "--to")
+    if since and until and since >= until:
+        raise _fail(InvalidCommand("--to", "must be after --from"))
+    state = _state()
+    try:
+        projector = state.projector()
+        show = err.is_terminal if progress is None else progress
+        with _progress(show) as bar:
+            task = bar.add_task("exporting", total=None)
+            report = export_bundle(
+                projector,
+                network,
+                output,
+                start=since,
+                end=until,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except DomainError as error:
+        raise _fail(error) from error
+    out.print(
+        f"Wrote {report.path}: {report.events:,} of {report.tree_size:,} events of {network}, "
+        f"{report.checkpoints} checkpoint(s), {report.decisions:,} recorded decisions, "
+        f"{report.disputes:,} dispute events ({report.size:,} bytes)"
+    )
+
+
+@audit.command("verify-bundle")
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="VKEY",
+    help="Trust only this verifier key (the installation's published key); "
+    "default: the key inside the bundle, whose fingerprint is printed.",
+)
+@click.option(
+    "--recompute/--no-recompute",
+    default=True,
+    show_default=True,
+    help="Recompute every recorded decision from the bundle's events with the installed rules.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def audit_verify_bundle(
+    bundle: Path, keys: tuple[str, ...], recompute: bool, as_json: bool
+) -> None:
+    """Check an audit BUNDLE offline: no database, no network access, nothing written.
+
+    Exit status 1 when the bundle does not verify, 2 when it verifies but a
+    recorded decision recomputes differently.
+    """
+    try:
+        trusted = [Verifier.from_text(k) for k in keys]
+    except NoteError as error:
+        raise _fail(InvalidCommand("--key", str(error))) from error
+    report = verify_bundle(
+        bundle, trusted=trusted, recheck=recheck_decisions if recompute else None
+    )
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, default=str))
+    else:
+        out.print(f"Bundle {bundle}: network {report.network or '?'}, key {report.key or '?'}")
+        if not keys and report.key:
+            out.print(
+                "[yellow]Trusting the key inside the bundle: compare it with the key "
+                "the installation publishes (`partnerledger audit key`), or pass --key.[/]"
+            )
+        for line in report.passed:
+            out.print(f"[green]ok[/]   {line}")
+        for line in report.errors:
+            out.print(f"[bold red]FAIL[/] {line}")
+        for rule in report.unavailable_rules:
+            out.print(f"[yellow]could not load[/] {rule}")
+        mismatches = [d for d in report.decisions if d.get("status") == "mismatch"]
+        if report.decisions:
+            out.print(
+                f"{len(report.decisions):,} recorded decisions recomputed: "
+                f"{len(mismatches):,} mismatch(es)"
+            )
+        for decision in mismatches:
+            out.print(f"[bold red]MISMATCH[/] {decision.get('summary', decision)}")
+        out.print(
+            "[green]The bundle verifies.[/]" if report.ok else "[red]The bundle does NOT verify.[/]"
+        )
+    if not report.ok:
+        raise SystemExit(1)
+    if any(d.get("status") == "mismatch" for d in report.decisions):
+        raise SystemExit(2)

@@ -47,6 +47,7 @@ from partnerledger.events import Event
 from partnerledger.jsonl import ImportReport, export_lines, import_lines
 from partnerledger.ledger import default_rules
 from partnerledger.log import EventFilter, select_events
+from partnerledger.privacy import reveal_in_batches
 from partnerledger.projection import Projector
 
 #: Show a progress bar when views are this many events behind.
@@ -352,7 +353,8 @@ def events(
     )
     store = _state().store()
     try:
-        found = select_events(store, where, limit=limit)
+        # Personal fields are sealed in the log: shown in the clear, or [erased].
+        found = reveal_in_batches(Ledger(store).vault, select_events(store, where, limit=limit))
         if as_json:
             for position, event in found:
                 sys.stdout.buffer.write(_event_json(position, event) + b"\n")
@@ -500,14 +502,15 @@ def _execute(payload: dict[str, Any], as_json: bool) -> None:
     except msgspec.ValidationError as error:
         raise _fail(from_validation_error(error)) from error
     store = _state().store()
+    ledger = Ledger(store)
     try:
-        outcome = Ledger(store).execute(command)
+        outcome = ledger.execute(command)
     except DomainError as error:
         raise _fail(error) from error
     if not outcome.recorded:
         err.print(f"Already recorded: {command.type} (nothing written)")
         return
-    event = outcome.recorded[0]
+    event = ledger.vault.reveal_events(outcome.recorded)[0]  # personal data is stored sealed
     _state().catch_up()
     if as_json:
         sys.stdout.buffer.write(_event_json(store.last_position(), event) + b"\n")
@@ -780,20 +783,25 @@ def attributions_(network: str, as_json: bool) -> None:
     """Credit for customers sent to the same member by two or more referrals (writes nothing)."""
     from partnerledger.replay import attributions
 
+    ledger = Ledger(_state().store())
     try:
-        judged = attributions(Ledger(_state().store()), network)
+        judged = attributions(ledger, network)
     except DomainError as error:
         raise _fail(error) from error
     if as_json:
         sys.stdout.buffer.write(_judged_json(judged))
         return
+    # Grouped by data subject; the name shown is revealed ([erased] once erased).
+    customers = ledger.vault.reveal_many(
+        network, [("customer", j.event.command.customer) for j in judged]
+    )
     table = Table(header_style="bold")
     for column in ("customer", "to member", "referral", "credit to", "share", "rule"):
         table.add_column(column)
-    for j in judged:
+    for j, customer in zip(judged, customers, strict=True):
         credit = j.decision.value
         table.add_row(
-            j.event.command.customer,
+            customer or "",
             j.event.command.to_member,
             credit.referral,
             credit.member,
@@ -1089,13 +1097,26 @@ def referral() -> None:
 @click.argument("referral")
 @click.option("--from", "from_member", required=True, help="Sending member.")
 @click.option("--to", "to_member", required=True, help="Receiving member.")
-@click.option("--customer", required=True, help="The lead.")
+@click.option("--customer", required=True, help="The lead (stored encrypted).")
+@click.option("--contact", help="The customer's email or phone (stored encrypted).")
+@click.option("--subject", help="The customer's data subject id (default: derived from the name).")
 @click.option("--note")
 @_action
 def referral_send(
-    network: str, referral: str, from_member: str, to_member: str, customer: str, note: str | None
+    network: str,
+    referral: str,
+    from_member: str,
+    to_member: str,
+    customer: str,
+    contact: str | None,
+    subject: str | None,
+    note: str | None,
 ) -> dict[str, Any]:
-    """Send REFERRAL from one member to another."""
+    """Send REFERRAL from one member to another.
+
+    The customer's name and contact are personal data: sealed in the log,
+    erasable with erase-subject (docs/privacy.md).
+    """
     return {
         "type": "referral.sent",
         "network": network,
@@ -1103,6 +1124,8 @@ def referral_send(
         "from_member": from_member,
         "to_member": to_member,
         "customer": customer,
+        "customer_contact": contact,
+        "subject": subject,
         "note": note,
     }
 
@@ -1475,8 +1498,11 @@ def chapter_tyfcb(
 
 # The commands that read the views live in modules of their own; importing
 # them registers them on the group.
-from partnerledger.cli import views as _views  # noqa: E402, F401
 from partnerledger.cli import audit as _audit  # noqa: E402, F401
+from partnerledger.cli import audit_decisions as _audit_decisions  # noqa: E402, F401
+from partnerledger.cli import disputes as _disputes  # noqa: E402, F401
+from partnerledger.cli import privacy as _privacy  # noqa: E402, F401
+from partnerledger.cli import views as _views  # noqa: E402, F401
 
 
 def main() -> None:

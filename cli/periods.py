@@ -13,11 +13,15 @@ from rich.table import Table
 from partnerledger import DomainError, Ledger
 from partnerledger.closing import ClosePlan, close_period, plan_close, what_if
 from partnerledger.domain import Network
+from partnerledger.errors import NotFound
 from partnerledger.periods import Calendar, Period
+from partnerledger.sql import SqlBackend
 from partnerledger.views import ledger as ledger_view
 from partnerledger.views import standings as standings_view
+from partnerledger.views.asof import Cut
 from partnerledger.views.standings import Standing
 
+from .asof import as_of_options, cut_of, show_cut, views_at
 from .main import _action, _default_actor, _fail, _parse_time, _state, cli, err, out
 
 NETWORK_OPTION = click.option("--network", required=True, help="The network's slug.")
@@ -35,14 +39,20 @@ def _network(slug: str) -> Network:
         raise _fail(error) from error
 
 
-def _period(network: Network, text: str | None) -> Period:
-    """The period named, else the latest one with events."""
+def _period(
+    network: Network, text: str | None, views: SqlBackend | None = None, cut: Cut | None = None
+) -> Period:
+    """The period named, else the one containing the cut's business time, else the latest
+    one with events (in the views given, the live ones by default)."""
     calendar = Calendar.of(network)
     try:
         if text is not None:
             return calendar.parse(text)
-        span = standings_view.span(_state().projector().db, network.network)
-        return calendar.containing(span[1] if span else datetime.now(UTC))
+        if cut is not None and cut.business is not None:
+            return calendar.containing(cut.business)
+        db = views if views is not None else _state().projector().db
+        span = standings_view.span(db, network.network)
+        return calendar.containing(span[1] if span else (cut.moment if cut else datetime.now(UTC)))
     except DomainError as error:
         raise _fail(error) from error
 
@@ -52,13 +62,12 @@ def _period(network: Network, text: str | None) -> Period:
 
 @cli.command("standings")
 @NETWORK_OPTION
-@click.option("--period", help=PERIOD_HELP + " [default: the latest period with events]")
 @click.option(
-    "--as-of",
-    "as_of",
-    help="Instead of a period: score the window ending at this business time, "
-    "computed from the log (ISO 8601).",
+    "--period",
+    help=PERIOD_HELP + " [default: the latest period with events; with --as-of, the period "
+    "containing that moment]",
 )
+@as_of_options
 @click.option("--member", help="Only this member.")
 @click.option("--all-members", is_flag=True, help="Include members who left or are not active.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -66,6 +75,7 @@ def standings_(
     network: str,
     period: str | None,
     as_of: str | None,
+    as_of_recorded: str | None,
     member: str | None,
     all_members: bool,
     as_json: bool,
@@ -73,22 +83,34 @@ def standings_(
     """Each member's score (with its breakdown) and tier in a period.
 
     Open periods are provisional (today's plugins and settings); closed ones
-    show the recorded decisions, with any override.
+    show the recorded decisions, with any override. With --as-of or
+    --as-of-recorded, everything is computed from the log as of that moment
+    (the plugins and settings of then, and only the closes recorded by then).
     """
-    if as_of is not None:
-        if period is not None:
-            raise click.UsageError("give --period or --as-of, not both")
-        _standings_as_of(network, as_of, member, all_members, as_json)
+    cut = cut_of(as_of, as_of_recorded)
+    if cut is None:
+        found_network = _network(network)
+        chosen = _period(found_network, period)
+        projector = _state().projector()
+        try:
+            found = standings_view.standings(
+                projector.db, projector.rules, found_network, chosen, member=member
+            )
+        except DomainError as error:
+            raise _fail(error) from error
+        _show_standings(found, chosen, member, all_members, as_json)
         return
-    found_network = _network(network)
-    chosen = _period(found_network, period)
-    projector = _state().projector()
-    try:
-        found = standings_view.standings(
-            projector.db, projector.rules, found_network, chosen, member=member
-        )
-    except DomainError as error:
-        raise _fail(error) from error
+    with views_at(network, cut) as views:
+        assert views.network is not None
+        chosen = _period(views.network, period, views, cut)
+        found = standings_view.standings(views, views.rules, views.network, chosen, member=member)
+    _show_standings(found, chosen, member, all_members, as_json)
+    show_cut(cut)
+
+
+def _show_standings(
+    found: list[Standing], chosen: Period, member: str | None, all_members: bool, as_json: bool
+) -> None:
     if not all_members and member is None:
         found = [s for s in found if s.status == "active"]
     if as_json:
@@ -129,56 +151,6 @@ def _standings_table(found: list[Standing]) -> None:
             s.problem or (f"{s.score.plugin} {s.score.version}" if s.score else ""),
         )
     out.print(table)
-
-
-def _standings_as_of(
-    network: str, as_of: str, member: str | None, all_members: bool, as_json: bool
-) -> None:
-    from partnerledger.standings import standings
-
-    moment = _parse_time(as_of, "--as-of") or datetime.now(UTC)
-    try:
-        found = standings(Ledger(_state().store()), network, moment, member=member)
-    except DomainError as error:
-        raise _fail(error) from error
-    if not all_members and member is None:
-        found = [s for s in found if s.status == "active"]
-    if as_json:
-        _write_json(
-            [
-                {
-                    "member": s.member,
-                    "status": s.status,
-                    "window": s.activity.window,
-                    "score": s.score,
-                    "tier": s.tier,
-                }
-                for s in found
-            ]
-        )
-        return
-    if found and found[0].score is None:
-        err.print(
-            "No scoring plugin is enabled on this network (see `partnerledger plugins --all`)."
-        )
-    table = Table(header_style="bold")
-    for column in ("member", "score", "label", "tier", "breakdown", "rule"):
-        table.add_column(column, overflow="fold")
-    for s in found:
-        score: Any = s.score.value if s.score is not None else None
-        tier: Any = s.tier.value if s.tier is not None else None
-        table.add_row(
-            s.member,
-            str(score.total) if score is not None else "-",
-            (score.label or "") if score is not None else "",
-            (tier.tier or "-") if tier is not None else "-",
-            ", ".join(f"{k} {v}" for k, v in score.breakdown.items()) if score else "",
-            f"{s.score.plugin} {s.score.version}" if s.score is not None else "",
-        )
-    out.print(table)
-    if found:
-        window = found[0].activity.window
-        err.print(f"Window: {window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC")
 
 
 # ------------------------------------------------------------- period close
@@ -298,17 +270,45 @@ def override_tier(
 @NETWORK_OPTION
 @click.option("--member", required=True, help="The member.")
 @click.option("--period", required=True, help=PERIOD_HELP)
+@as_of_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row per entry).")
-def statement_(network: str, member: str, period: str, as_json: bool, as_csv: bool) -> None:
-    """A member's incentive statement: opening balance, entries, closing balance."""
-    found_network = _network(network)
-    chosen = _period(found_network, period)
-    try:
-        Ledger(_state().store()).unit_of_work().member(network, member, "member")
-    except DomainError as error:
-        raise _fail(error) from error
-    found = ledger_view.statement(_state().projector().db, found_network, member, chosen)
+def statement_(
+    network: str,
+    member: str,
+    period: str,
+    as_of: str | None,
+    as_of_recorded: str | None,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """A member's incentive statement: opening balance, entries, closing balance.
+
+    With --as-of or --as-of-recorded, the statement as of that moment,
+    computed from the log.
+    """
+    cut = cut_of(as_of, as_of_recorded)
+    if cut is None:
+        found_network = _network(network)
+        chosen = _period(found_network, period)
+        try:
+            Ledger(_state().store()).unit_of_work().member(network, member, "member")
+        except DomainError as error:
+            raise _fail(error) from error
+        found = ledger_view.statement(_state().projector().db, found_network, member, chosen)
+    else:
+        with views_at(network, cut) as views:
+            assert views.network is not None
+            chosen = _period(views.network, period)
+            if views.member(member) is None:
+                raise NotFound("member", f"no member {member!r} in {network!r} {cut.describe()}")
+            found = ledger_view.statement(views, views.network, member, chosen)
+    _show_statement(found, member, as_json, as_csv)
+    if cut is not None:
+        show_cut(cut)
+
+
+def _show_statement(found: ledger_view.Statement, member: str, as_json: bool, as_csv: bool) -> None:
     if as_json:
         _write_json(found.as_dict())
         return

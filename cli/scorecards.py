@@ -21,17 +21,14 @@ from partnerledger.views.scorecards import (
     scorecards,
 )
 
-from .main import _fail, _parse_time, _state, cli, err, out
+from .asof import as_of_options, cut_of, show_cut, views_at
+from .main import _fail, _state, cli, err, out
 
 
 @cli.command("scorecard")
 @click.option("--network", required=True, help="The network.")
 @click.option("--member", help="Only this member's partnerships, seen from its side.")
-@click.option(
-    "--as-of",
-    "as_of",
-    help="Business time days and months are measured at (ISO 8601) [default: now].",
-)
+@as_of_options
 @click.option(
     "--dormant-days",
     type=click.IntRange(min=1),
@@ -41,7 +38,12 @@ from .main import _fail, _parse_time, _state, cli, err, out
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (money as strings, rates 0-1).")
 def scorecard(
-    network: str, member: str | None, as_of: str | None, dormant_days: int, as_json: bool
+    network: str,
+    member: str | None,
+    as_of: str | None,
+    as_of_recorded: str | None,
+    dormant_days: int,
+    as_json: bool,
 ) -> None:
     """Each partnership of NETWORK: referrals each way, conversion, value, reciprocity, flags.
 
@@ -49,16 +51,34 @@ def scorecard(
     partner's to the member; value per month spreads the converted value
     over the calendar months since the pair first interacted. Flags:
     one-sided, dormant, pilot-ending (within 14 days), below-target. See
-    docs/scorecards.md for every definition.
+    docs/scorecards.md for every definition. Days and months are measured
+    now, or at the moment --as-of (else --as-of-recorded) gives, from the
+    log as of that moment.
     """
-    moment = _parse_time(as_of, "--as-of") or datetime.now(UTC)
-    projector = _state().projector()
-    try:
-        cards = scorecards(
-            projector.db, network, member=member, as_of=moment, dormant_days=dormant_days
-        )
-    except DomainError as error:
-        raise _fail(error) from error
+    cut = cut_of(as_of, as_of_recorded)
+    if cut is None:
+        projector = _state().projector()
+        try:
+            cards = scorecards(
+                projector.db,
+                network,
+                member=member,
+                as_of=datetime.now(UTC),
+                dormant_days=dormant_days,
+            )
+        except DomainError as error:
+            raise _fail(error) from error
+    else:
+        with views_at(network, cut) as views:
+            cards = scorecards(
+                views, network, member=member, as_of=cut.moment, dormant_days=dormant_days
+            )
+    _show(network, cards, as_json)
+    if cut is not None:
+        show_cut(cut)
+
+
+def _show(network: str, cards: list[Scorecard], as_json: bool) -> None:
     if as_json:
         sys.stdout.buffer.write(msgspec.json.encode([c.as_dict() for c in cards]) + b"\n")
         return

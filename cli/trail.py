@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import click
@@ -14,8 +15,10 @@ from rich.text import Text
 
 from partnerledger import DomainError
 from partnerledger.commands import COMMAND_TYPES
+from partnerledger.sql import SqlBackend
 from partnerledger.views.trail import KINDS, LIMIT, TrailEntry, trail
 
+from .asof import as_of_options, cut_of, show_cut, views_at
 from .main import _fail, _parse_time, _state, cli, err, out
 
 #: Fields every command has: shown in their own columns, not among the details.
@@ -38,6 +41,7 @@ _COMMON = {"type", "network", "actor", "occurred_at", "command_id"}
 @click.option("--until", help="Business time until (exclusive), ISO 8601.")
 @click.option("--search", help="Only events whose command contains this text (any case).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@as_of_options
 @click.option(
     "--json", "as_json", is_flag=True, help="One JSON object per line instead of a table."
 )
@@ -50,19 +54,44 @@ def trail_(
     until: str | None,
     search: str | None,
     limit: int | None,
+    as_of: str | None,
+    as_of_recorded: str | None,
     as_json: bool,
 ) -> None:
     """Show an entity's audit trail: every event, oldest first, with actor and times.
 
     A referral's and an agreement's events are in the trail of each member
     they concern; every event of a network is in the trail of network:SLUG.
+    With --as-of or --as-of-recorded, only the events the cut keeps.
     """
     for name in types:
         if name not in COMMAND_TYPES:
             raise click.BadParameter(f"unknown event type {name!r}", param_hint="--type")
     begin = _parse_time(since, "--since")
     end = _parse_time(until, "--until")
-    db = _state().projector().db
+    cut = cut_of(as_of, as_of_recorded)
+    if cut is None:
+        db = _state().projector().db
+        _show(db, network, entity, types, actor, begin, end, search, limit, as_json)
+        return
+    with views_at(network, cut) as views:
+        _show(views, network, entity, types, actor, begin, end, search, limit, as_json)
+    show_cut(cut)
+
+
+def _show(
+    db: SqlBackend,
+    network: str,
+    entity: str,
+    types: tuple[str, ...],
+    actor: str | None,
+    begin: datetime | None,
+    end: datetime | None,
+    search: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Print the trail from the views in ``db``."""
 
     def entries() -> Iterator[TrailEntry]:
         """The whole trail (or ``limit`` entries), read a page at a time."""

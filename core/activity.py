@@ -25,6 +25,9 @@ What each field counts (all over events of the network in the window):
     ``referral.reversed`` in the window of a referral the member sent
     (whenever it was converted): the net value the member's referrals brought
     in during the window, which is negative when refunds outweigh new deals.
+    A referral "the member sent" is one credited to them: after a dispute's
+    ``credit.reassigned``, the conversions and reversals recorded later in
+    the log count for the new member (``referrals_given`` stays the sender's).
 ``tyfcb_received``
     the ``amount`` of ``tyfcb.reported`` with the member as ``thanked_member``.
 ``visitors`` / ``testimonials_given`` / ``trainings``
@@ -53,6 +56,7 @@ from typing import Any
 
 from .commands import (
     Attendance,
+    CreditReassigned,
     IntroductionMade,
     MeetingAttended,
     MemberInvited,
@@ -69,6 +73,7 @@ from .commands import (
     command_type,
 )
 from .errors import NotFound
+from .events import Event
 from .rules import Activity, Window
 from .store import Store
 
@@ -89,6 +94,7 @@ TOPICS: tuple[str, ...] = tuple(
         TrainingCompleted,
         OneToOneHeld,
         IntroductionMade,
+        CreditReassigned,
     )
 )
 
@@ -130,7 +136,7 @@ def member_activity(store: Store, network: str, member: str, window: Window) -> 
     Raises :class:`~partnerledger.errors.NotFound` for an unknown network. A
     member without events gets an activity of zeros.
     """
-    return _compute(store, network, window, only=member)[member]
+    return _compute((e for _, e in store.read(topics=TOPICS)), network, window, member)[member]
 
 
 def member_activities(store: Store, network: str, window: Window) -> dict[str, Activity]:
@@ -142,10 +148,25 @@ def member_activities(store: Store, network: str, window: Window) -> dict[str, A
     appearance. Raises :class:`~partnerledger.errors.NotFound` for an
     unknown network.
     """
-    return _compute(store, network, window, only=None)
+    return _compute((e for _, e in store.read(topics=TOPICS)), network, window, None)
 
 
-def _compute(store: Store, network: str, window: Window, only: str | None) -> dict[str, Activity]:
+def activities_of(
+    events: Iterable[Event], network: str, window: Window, *, only: str | None = None
+) -> dict[str, Activity]:
+    """Every member's (or only one member's) activity in the window, from events in log order.
+
+    What :func:`member_activities` computes, from any events (an audit check
+    recomputes a recorded decision's inputs from the events before it).
+    Raises :class:`~partnerledger.errors.NotFound` when the events hold no
+    ``network.created`` of the network.
+    """
+    return _compute((e for e in events if e.type in TOPICS), network, window, only)
+
+
+def _compute(
+    events: Iterable[Event], network: str, window: Window, only: str | None
+) -> dict[str, Activity]:
     currency: str | None = None
     tallies: dict[str, _Tally] = {}
     if only is not None:
@@ -168,7 +189,7 @@ def _compute(store: Store, network: str, window: Window, only: str | None) -> di
             if found is not None:
                 found.add(name)
 
-    for _, event in store.read(topics=TOPICS):
+    for event in events:
         command: Any = event.command
         if command.network != network:
             continue
@@ -195,6 +216,8 @@ def _compute(store: Store, network: str, window: Window, only: str | None) -> di
                 if inside:
                     found.add("referrals_given_converted")
                     found.converted_value_given += command.deal_value
+        elif isinstance(command, CreditReassigned):  # later conversions count for the new member
+            senders[command.referral] = command.to_member
         elif isinstance(command, ReferralReversed):
             sender = senders.get(command.referral)
             found = tally(sender) if sender is not None and inside else None
@@ -242,4 +265,4 @@ def _compute(store: Store, network: str, window: Window, only: str | None) -> di
     }
 
 
-__all__ = ["TOPICS", "last_months", "member_activities", "member_activity"]
+__all__ = ["TOPICS", "activities_of", "last_months", "member_activities", "member_activity"]

@@ -14,7 +14,8 @@ up to the end of the log first) and the network's plugins as they are now:
   tiers) and closing balance.
 
 :func:`close_period` records them, all in one transaction, and nothing when
-any of them is refused. :func:`what_if` recomputes a closed period with
+any of them is refused, then signs a checkpoint of the network's Merkle tree
+(see ``docs/audit.md``). :func:`what_if` recomputes a closed period with
 today's rules and shows the difference from what was recorded, writing
 nothing.
 """
@@ -26,6 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from .audit.checkpoints import SignedCheckpoint, record_checkpoint
 from .commands import (
     PeriodClosed,
     RuleInForce,
@@ -56,6 +58,8 @@ class ClosePlan:
     statements: list[StatementClosed]
     events: list[Event] = field(default_factory=list)
     recorded: bool = False
+    #: The signed checkpoint recorded right after the close.
+    checkpoint: SignedCheckpoint | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -234,6 +238,8 @@ def close_period(
     work.commit()
     plan.recorded = True
     projector.catch_up()
+    # Every close is signed: the network's tree as it stands with the close in it.
+    plan.checkpoint = record_checkpoint(projector, network)
     return plan
 
 

@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
+from .privacy import Sealed
 from .rules import Activity, Decision
 from .types import (
     OUT_OF_RANGE,
@@ -59,6 +60,8 @@ class Command(
     actor: Name
     occurred_at: BusinessTime
     command_id: CommandId | None = None
+    #: The fields that hold personal data (sealed in the stored event; see privacy.py).
+    personal: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         # Refusals here read "field: reason" (see errors.from_validation_error).
@@ -214,12 +217,21 @@ class ReferralCommand(Command, frozen=True):
 
 
 class ReferralSent(ReferralCommand, frozen=True, tag="referral.sent"):
-    """``from_member`` sends a lead (``customer``) to ``to_member``."""
+    """``from_member`` sends a lead (``customer``) to ``to_member``.
+
+    ``customer`` and ``customer_contact`` are personal data: the stored event
+    holds them sealed under the key of the data subject ``subject``
+    (derived from the customer's name when not given; see privacy.py).
+    """
+
+    personal: ClassVar[tuple[str, ...]] = ("customer", "customer_contact")
 
     from_member: Slug
     to_member: Slug
-    customer: Name
+    customer: Name | Sealed
     note: Text | None = None
+    customer_contact: Name | Sealed | None = None  # an email address or a phone number
+    subject: Slug | None = None
 
     def members(self) -> tuple[str, ...]:
         return (self.from_member, self.to_member)
@@ -519,7 +531,7 @@ class StatementLine(
     occurred_at: AwareDatetime  # the business time of the source event
     plugin: Name
     version: Name
-    kind: Literal["referral_fee", "revenue_share", "bonus", "clawback", "payout"]
+    kind: Literal["referral_fee", "revenue_share", "bonus", "clawback", "payout", "adjustment"]
     amount: Decimal
     note: str = ""
 
@@ -544,6 +556,156 @@ class PayoutRecorded(MemberCommand, frozen=True, tag="payout.recorded"):
     amount: Decimal
     currency: Currency
     reference: Text | None = None
+
+
+# -------------------------------------------------------------------- disputes
+# (docs/disputes.md: raised → commented → resolved with compensating events, or withdrawn)
+
+DisputeSubjectKind = Literal["referral", "conversion", "attribution", "ledger_entry"]
+DisputeOutcome = Literal["upheld", "rejected", "partly_upheld"]
+#: The most bytes one evidence file may have: 10 MiB.
+MAX_EVIDENCE_BYTES = 10 * 1024 * 1024
+Sha256 = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^sha256:[0-9a-f]{64}$", description="sha256: and 64 lowercase hex digits."
+    ),
+]
+MediaType = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$",
+        description="A media type without parameters, e.g. application/pdf.",
+    ),
+]
+#: A ledger entry's identity: ``MEMBER/SOURCE``, the member and the command id
+#: of the event that caused the entry (a member slug never holds ``/``).
+EntryRef = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}/[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$",
+        description="A ledger entry: MEMBER/SOURCE (the member, then the command id of the "
+        "event that caused the entry).",
+    ),
+]
+DisputeSubject = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}(/[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127})?$",
+        description="A referral id, or a ledger entry as MEMBER/SOURCE.",
+    ),
+]
+
+
+class Evidence(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    """One piece of evidence: a text, or a file stored by its content hash (never in the event)."""
+
+    text: Text | None = None
+    sha256: Sha256 | None = None
+    name: Name | None = None
+    media_type: MediaType | None = None
+    size: Annotated[int, msgspec.Meta(ge=0, le=MAX_EVIDENCE_BYTES)] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.text is None) == (self.sha256 is None):
+            raise ValueError("text: give either a text or a file (sha256), not both nor neither")
+        described = (self.name, self.media_type, self.size)
+        if self.sha256 is not None and None in described:
+            raise ValueError("sha256: a file needs its name, media_type and size")
+        if self.text is not None and described != (None, None, None):
+            raise ValueError("name: only a file has a name, media_type and size")
+
+
+EvidenceList = Annotated[tuple[Evidence, ...], msgspec.Meta(max_length=20)]
+
+
+class DisputeCommand(Command, frozen=True):
+    """A command about one dispute of a network."""
+
+    dispute: Slug
+
+
+class DisputeRaised(DisputeCommand, frozen=True, tag="dispute.raised"):
+    """A member (``raised_by``) or a coordinator (no ``raised_by``) disputes something."""
+
+    subject_kind: DisputeSubjectKind
+    subject: DisputeSubject
+    statement: Text
+    raised_by: Slug | None = None
+    evidence: EvidenceList = ()
+
+    def members(self) -> tuple[str, ...]:
+        found = [self.raised_by] if self.raised_by else []
+        if self.subject_kind == "ledger_entry":
+            found.append(self.subject.partition("/")[0])
+        return tuple(dict.fromkeys(found))
+
+
+class DisputeCommented(DisputeCommand, frozen=True, tag="dispute.commented"):
+    """A party (``author``) or a coordinator (no ``author``) comments, with evidence."""
+
+    text: Text
+    author: Slug | None = None
+    evidence: EvidenceList = ()
+
+    def members(self) -> tuple[str, ...]:
+        return (self.author,) if self.author else ()
+
+
+class DisputeResolved(DisputeCommand, frozen=True, tag="dispute.resolved"):
+    """A coordinator resolves a dispute, naming the compensating events recorded with it."""
+
+    outcome: DisputeOutcome
+    reason: Text
+    compensations: Annotated[tuple[CommandId, ...], msgspec.Meta(max_length=100)] = ()
+
+
+class DisputeWithdrawn(DisputeCommand, frozen=True, tag="dispute.withdrawn"):
+    """Whoever raised a dispute withdraws it (``by``: the member, none for a coordinator)."""
+
+    by: Slug | None = None
+    reason: Text | None = None
+
+    def members(self) -> tuple[str, ...]:
+        return (self.by,) if self.by else ()
+
+
+class LedgerAdjusted(DisputeCommand, frozen=True, tag="ledger.adjusted"):
+    """A compensating entry in a member's ledger (signed), issued by a dispute's resolution."""
+
+    member: Slug
+    amount: Decimal
+    currency: Currency
+    reason: Text
+    entry: EntryRef | None = None  # the entry it adjusts (or reverses), if any
+
+    def members(self) -> tuple[str, ...]:
+        return (self.member,)
+
+
+class CreditReassigned(ReferralCommand, frozen=True, tag="credit.reassigned"):
+    """A dispute's resolution moves a referral's credit from one member to another."""
+
+    from_member: Slug
+    to_member: Slug
+    dispute: Slug
+    reason: Text
+
+    def members(self) -> tuple[str, ...]:
+        return (self.from_member, self.to_member)
+
+
+# ---------------------------------------------------------------- data subjects
+# (docs/privacy.md: a customer's personal data is sealed per data subject)
+
+
+class SubjectErased(Command, frozen=True, tag="subject.erased"):
+    """A data subject's personal data is erased: its key is destroyed once this is recorded."""
+
+    subject: Slug
+    reason: Text
 
 
 AnyCommand = (
@@ -583,6 +745,13 @@ AnyCommand = (
     | TierOverridden
     | StatementClosed
     | PayoutRecorded
+    | DisputeRaised
+    | DisputeCommented
+    | DisputeResolved
+    | DisputeWithdrawn
+    | LedgerAdjusted
+    | CreditReassigned
+    | SubjectErased
 )
 
 COMMAND_TYPES: dict[str, type[Command]] = {command_type(cls): cls for cls in AnyCommand.__args__}
@@ -655,11 +824,30 @@ def encode_command(command: Command) -> bytes:
     return _encoder.encode(command)
 
 
+#: What stands for a personal field's value in a command's identity.
+PERSONAL_PLACEHOLDER = "[personal]"
+
+
+def identity_form(command: Command) -> Command:
+    """The command as its identity covers it: personal fields replaced by a placeholder.
+
+    The identity covers the data subject (``subject``), never the personal
+    data itself, in the clear or sealed: the same command has the same
+    identity before and after sealing, and no digest of a name is stored.
+    """
+    changes = {
+        name: PERSONAL_PLACEHOLDER
+        for name in command.personal
+        if getattr(command, name) is not None
+    }
+    return msgspec.structs.replace(command, **changes) if changes else command
+
+
 def derived_command_id(command: Command) -> str:
     """The command's identity: its explicit ``command_id``, or a digest of its content."""
     if command.command_id is not None:
         return command.command_id
-    canonical = msgspec.json.encode(command, order="sorted")
+    canonical = msgspec.json.encode(identity_form(command), order="sorted")
     return "sha256:" + hashlib.sha256(canonical).hexdigest()[:32]
 
 

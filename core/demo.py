@@ -634,6 +634,12 @@ def _money(cents: int) -> Decimal:
     return Decimal(cents).scaleb(-2)
 
 
+def _email_of(person: str) -> str:
+    """A made-up address for a demo customer: ``ana.lee@example.com``."""
+    local = ".".join("".join(c for c in part.lower() if c.isalnum()) for part in person.split())
+    return f"{local}@example.com"
+
+
 def _holiday(day: int) -> bool:
     """Chapters do not meet in the last week of December and on New Year's Day."""
     moment = _EPOCH_DATE + timedelta(days=day)
@@ -1255,13 +1261,16 @@ class _Network:
         category = _CATEGORIES[receiver.category]
         self.referrals += 1
         slug = f"ref-{self.referrals:05d}"
-        customer = self.person() if rng.random() < 0.7 else self.outside_business()
+        is_person = rng.random() < 0.7
+        customer = self.person() if is_person else self.outside_business()
         fields: dict[str, Any] = {
             "referral": slug,
             "from_member": sender.slug,
             "to_member": receiver.slug,
             "customer": customer,
         }
+        if is_person:  # personal data, sealed in the log (docs/privacy.md)
+            fields["customer_contact"] = _email_of(customer)
         if rng.random() < 0.45:
             fields["note"] = rng.choice(category.needs)
         self.push(ts, ReferralSent, sender.email, fields)
@@ -1301,7 +1310,8 @@ class _Network:
                             "amount": value,
                             "currency": currency,
                             "referral": slug,
-                            "note": f"Thank you for introducing {customer}",
+                            # Never the customer's name: notes are not sealed.
+                            "note": f"Thank you for referral {slug}",
                         },
                     )
             if rng.random() < 0.05:

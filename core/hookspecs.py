@@ -112,8 +112,9 @@ def partnerledger_attribute(
 ) -> list[Credit] | None:
     """Share the credit when two or more referrals send the same customer to the same member.
 
-    Single decision (``firstresult``). Receives the customer and the competing
-    referrals, oldest first, and the settings. Returns the credits, whose shares
+    Single decision (``firstresult``). Receives the customer's data subject (a
+    pseudonym, never the name) and the competing referrals, oldest first, and
+    the settings. Returns the credits, whose shares
     add up to 1, or ``None`` to leave the decision to another plugin.
     """
 

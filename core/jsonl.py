@@ -125,13 +125,8 @@ def import_lines(
     if report.rejected and not skip_invalid:
         report.recorded = 0
         return report
-    pending = work.pending
-    for start in range(0, len(pending), batch_size):
-        batch = pending[start : start + batch_size]
-        ledger.store.append(batch)
-        if on_write is not None:
-            on_write(len(batch))
-    work.pending = []
+    # Seals personal fields (keys written first), then appends in transactions of batch_size.
+    work.commit(batch_size, on_write=on_write)
     report.written = True
     return report
 

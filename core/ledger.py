@@ -22,6 +22,8 @@ import msgspec
 from .commands import (
     AgreementProposed,
     Command,
+    ReferralSent,
+    SubjectErased,
     content_digest,
     decode_command,
     derived_command_id,
@@ -43,6 +45,7 @@ from .domain import (
 from .errors import InvalidCommand, NotFound, from_validation_error
 from .events import Event
 from .pluginmanager import Rules, load_rules
+from .privacy import Sealed, Vault, complete_erasure, has_plaintext, shown, subject_of
 from .rules import Veto
 from .store import Store
 from .types import OUT_OF_RANGE, in_range
@@ -65,13 +68,28 @@ def default_rules() -> Rules:
 class UnitOfWork:
     """Decides commands against stored state plus the commands decided so far."""
 
-    def __init__(self, store: Store, clock: Clock = utc_now, rules: Rules | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock = utc_now,
+        rules: Rules | None = None,
+        vault: Vault | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self.rules = rules if rules is not None else default_rules()
+        #: The keys of the data subjects: personal fields are sealed at commit.
+        self.vault = vault if vault is not None else Vault(store.database)
         self._aggregates: dict[UUID, Aggregate | None] = {}
         self._parties: defaultdict[tuple[str, str], list[UUID]] | None = None
         self._parties_seen = 0
+        #: (network, subject) → (every referral, the referrals since its last erasure).
+        self._subjects: dict[tuple[str, str], tuple[list[str], list[str]]] | None = None
+        self._subjects_seen = 0
+        #: (network, subject) of the erasures decided here and not committed yet.
+        self._erasing: set[tuple[str, str | None]] = set()
+        #: The events the last commit appended, as stored (personal fields sealed).
+        self.committed: list[Event] = []
         self._enabled: dict[UUID, tuple[int, dict[str, Any]]] = {}
         self.pending: list[Event] = []
 
@@ -145,6 +163,41 @@ class UnitOfWork:
             for party in command.parties:
                 self._parties[(command.network, party)].append(event.originator_id)
 
+    def subject_referrals(
+        self, network: str, subject: str, since_erasure: bool = False
+    ) -> list[str]:
+        """The referrals of a data subject (only those after its last erasure, if asked).
+
+        The first call reads the log's referrals and erasures once; those
+        decided in this unit of work count too.
+        """
+        if self._subjects is None:
+            self._subjects = {}
+            for _, event in self._store.read(topics=["referral.sent", "subject.erased"]):
+                self._index_subject(event)
+            self._subjects_seen = 0
+        for event in self.pending[self._subjects_seen :]:
+            self._index_subject(event)
+        self._subjects_seen = len(self.pending)
+        every, since = self._subjects.get((network, subject), ([], []))
+        return list(since if since_erasure else every)
+
+    def _index_subject(self, event: Event) -> None:
+        command = event.command
+        if self._subjects is None:
+            return
+        if isinstance(command, ReferralSent) and command.subject is not None:
+            every, since = self._subjects.setdefault((command.network, command.subject), ([], []))
+            every.append(command.referral)
+            since.append(command.referral)
+        elif isinstance(command, SubjectErased):
+            every, since = self._subjects.setdefault((command.network, command.subject), ([], []))
+            since.clear()
+
+    def reveal(self, network: str, value: str | Sealed | None, field: str = "customer") -> str:
+        """A personal field as people read it: the text, ``[erased]``, or ``""`` for none."""
+        return shown(self.vault.reveal(network, field, value))
+
     def check_plugin(self, plugin: str, settings: Mapping[str, Any]) -> None:
         """Refuse an unknown plugin or settings its Struct does not accept."""
         self.rules.settings(plugin, settings)
@@ -179,6 +232,9 @@ class UnitOfWork:
     def decide(self, command: Command, *, checked: bool = False) -> Event | None:
         """Decide one command; returns its event, or ``None`` if it was already recorded.
 
+        The event holds the command as given (its data subject filled in);
+        :meth:`commit` seals its personal fields before storing it.
+
         Raises a :class:`~partnerledger.errors.DomainError` and changes nothing
         when the command is refused. ``checked`` says the command was decoded
         from JSON, so its field constraints (slugs, lengths, ranges) already
@@ -193,6 +249,8 @@ class UnitOfWork:
                 command = decode_command(encode_command(command))
             except msgspec.ValidationError as error:
                 raise from_validation_error(error) from None
+        # The data subject first: the identity covers it, never the personal data.
+        command = self.vault.prepare(command)
         route = ROUTES.get(type(command))
         if route is None:
             raise InvalidCommand("type", f"no rule handles {command.type!r}")
@@ -210,6 +268,14 @@ class UnitOfWork:
         # Checked here, for new commands only: a recorded event always reads back.
         if not in_range(command.occurred_at):
             raise InvalidCommand("occurred_at", OUT_OF_RANGE)
+        subject = subject_of(command)
+        if has_plaintext(command) and (command.network, subject) in self._erasing:
+            # Its key is destroyed when this unit of work commits: the data would go with it.
+            raise InvalidCommand(
+                "subject",
+                f"data subject {subject!r} is erased earlier in the same batch; "
+                "record this referral in a later one",
+            )
         route.decide(self, target, command)
         self._vetoed(command)
         if target is None:
@@ -224,26 +290,45 @@ class UnitOfWork:
         )
         target.apply(event)
         self.pending.append(event)
+        if isinstance(command, SubjectErased):
+            self._erasing.add((command.network, command.subject))
         return event
 
-    def commit(self, batch_size: int = 0) -> int:
+    def commit(self, batch_size: int = 0, on_write: Callable[[int], None] | None = None) -> int:
         """Append the pending events (all in one transaction, or in batches); returns the count.
 
         With batches, each batch is a transaction of whole commands.
+        Personal fields are sealed first, the subjects' keys written before
+        any event (docs/privacy.md); the key of a subject whose erasure was
+        recorded is destroyed after its event is stored. ``on_write(n)`` is
+        called after each batch with its size.
         """
+        self.pending = self.vault.seal_events(self.pending)
         written = 0
         size = batch_size or len(self.pending) or 1
+        erased: list[SubjectErased] = []
         for start in range(0, len(self.pending), size):
             batch = self.pending[start : start + size]
             self._store.append(batch)
             written += len(batch)
-        self.pending = []
+            erased.extend(e.command for e in batch if isinstance(e.command, SubjectErased))
+            if on_write is not None:
+                on_write(len(batch))
+        self.committed, self.pending = self.pending, []
+        self._subjects_seen = 0
+        self._erasing = set()
+        for command in erased:
+            complete_erasure(self, command.network, command.subject)
         return written
 
 
 @dataclass
 class Outcome:
-    """What ``execute`` did."""
+    """What ``execute`` did.
+
+    ``recorded`` holds the events as recorded in the store: personal fields
+    sealed (docs/privacy.md; ``Ledger.vault`` reveals them).
+    """
 
     recorded: list[Event] = field(default_factory=list)
     duplicates: int = 0
@@ -256,10 +341,16 @@ class Ledger:
         self.store = store
         self.clock = clock
         self.rules = rules if rules is not None else default_rules()
+        #: The data subjects' keys (docs/privacy.md).
+        self.vault = Vault(store.database)
 
     def unit_of_work(self) -> UnitOfWork:
         """A fresh unit of work over the store."""
-        return UnitOfWork(self.store, self.clock, self.rules)
+        return UnitOfWork(self.store, self.clock, self.rules, self.vault)
+
+    def prepare(self, command: Command) -> Command:
+        """The command with its data subject filled in (see :meth:`Vault.prepare`)."""
+        return self.vault.prepare(command)
 
     def execute(self, *commands: Command) -> Outcome:
         """Decide and record commands: all of them, or (on the first error) none."""
@@ -273,9 +364,8 @@ class Ledger:
             event = work.decide(command)
             if event is None:
                 outcome.duplicates += 1
-            else:
-                outcome.recorded.append(event)
         work.commit()
+        outcome.recorded = work.committed  # as stored: personal fields sealed
         return outcome
 
     def history(self, aggregate_id: UUID) -> list[Event]:

@@ -53,6 +53,7 @@ TRACKING = "partnerledger_projections"
 #: Events per transaction when a projection catches up.
 BATCH = 2000
 _LOCK = 0x70617275  # PostgreSQL advisory lock taken while creating tables
+_FOLLOWER = 0x70617276  # PostgreSQL advisory lock held by the one worker following the log
 
 
 def chunks(events: Iterator[tuple[int, Event]], size: int) -> Iterator[list[tuple[int, Event]]]:
@@ -145,6 +146,9 @@ class Projection(ABC):
     tables: ClassVar[tuple[str, ...]]
     #: The event types it reads; empty for every event.
     topics: ClassVar[tuple[str, ...]] = ()
+    #: Evidence (the audit witness) is never dropped nor rebuilt: it remembers
+    #: what the log looked like when it was first read.
+    evidence: ClassVar[bool] = False
 
     def __init__(self, db: SqlBackend, rules: Rules, store: Store) -> None:
         self.db = db
@@ -208,6 +212,7 @@ def projection(cls: type[Projection]) -> type[Projection]:
 
 def _registered() -> dict[str, type[Projection]]:
     from . import views  # noqa: F401  # registers the built-in views
+    from .audit import witness  # noqa: F401  # and the audit witness
 
     return PROJECTIONS
 
@@ -232,7 +237,10 @@ class Projector:
         *,
         batch: int = BATCH,
         clock: Callable[[], datetime] = utc_now,
+        db: SqlBackend | None = None,
     ) -> None:
+        """``db``: keep the views in this connection instead of the store's database
+        (a private one, e.g. the views as of a moment); its owner closes it."""
         from .ledger import default_rules
 
         registered = _registered()
@@ -245,7 +253,8 @@ class Projector:
         self.rules = rules if rules is not None else default_rules()
         self.batch = max(batch, 1)
         self.clock = clock
-        self.db = connect(store.database)
+        self._owns_db = db is None
+        self.db = connect(store.database) if db is None else db
         chosen = [n for n in registered if not names or n in names]
         self.projections: dict[str, Projection] = {
             name: registered[name](self.db, self.rules, store) for name in chosen
@@ -253,12 +262,13 @@ class Projector:
         try:
             self._create()
         except BaseException:
-            self.db.close()
+            self.close()
             raise
 
     def close(self) -> None:
-        """Release the connection."""
-        self.db.close()
+        """Release the connection (unless it was given)."""
+        if self._owns_db:
+            self.db.close()
 
     def __enter__(self) -> Projector:
         return self
@@ -281,7 +291,7 @@ class Projector:
             )
             stored = self._stored()
             for name, view in self.projections.items():
-                if name in stored and stored[name][0] != view.version:
+                if name in stored and stored[name][0] != view.version and not view.evidence:
                     self.db.execute(  # the tracking row first (see rebuild)
                         f"UPDATE {self.db.table(TRACKING)} SET version = ?, position = 0 "
                         "WHERE name = ?",
@@ -339,7 +349,10 @@ class Projector:
             stamp = self.db.ts(self.clock())
             try:
                 with self.db.transaction():
-                    for name in self.projections:
+                    # Tracking rows are taken in name order in every process (whatever
+                    # order its projections were registered in), so that two processes
+                    # racing for a batch wait for each other instead of deadlocking.
+                    for name in sorted(self.projections):
                         if positions[name] >= end:
                             continue
                         moved, _ = self.db.execute(
@@ -375,10 +388,20 @@ class Projector:
         progress: Callable[[int, int], None] | None = None,
     ) -> int:
         """Drop the named views (all by default) and replay the whole log into them."""
-        chosen = [self.projections[n] for n in self.projections if not names or n in names]
+        chosen = [
+            view
+            for n, view in self.projections.items()
+            if (n in names if names else not view.evidence)
+        ]
         for name in names or ():
             if name not in self.projections:
                 raise InvalidCommand("projection", f"no projection {name!r}")
+            if self.projections[name].evidence:
+                raise InvalidCommand(
+                    "projection",
+                    f"{name!r} is audit evidence: it is never rebuilt "
+                    "(it remembers the log as it was first read; see docs/audit.md)",
+                )
         with self.db.transaction():
             if isinstance(self.db, PostgresBackend):
                 self.db.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK,))
@@ -395,11 +418,38 @@ class Projector:
                 view.create()
         return self.catch_up(progress)
 
-    def follow(self, stop: threading.Event, poll: float = 0.2) -> None:
-        """Catch up, then keep catching up every ``poll`` seconds until ``stop`` is set."""
-        while not stop.is_set():
-            if self.catch_up() == 0:
-                stop.wait(poll)
+    def follow(
+        self,
+        stop: threading.Event,
+        poll: float = 0.2,
+        on_standby: Callable[[], None] | None = None,
+    ) -> None:
+        """Catch up, then keep catching up every ``poll`` seconds until ``stop`` is set.
+
+        On PostgreSQL only one follower writes the views at a time: it holds a
+        session advisory lock for as long as it runs. Another follower stands
+        by (``on_standby`` is called once) and takes over when the lock is
+        released, which PostgreSQL does when the holder's connection ends, a
+        killed worker's included. The tracking positions make the takeover
+        exact: the new follower resumes at the last committed batch.
+        """
+        if isinstance(self.db, PostgresBackend):
+            told = False
+            while not stop.is_set():
+                _, rows = self.db.execute("SELECT pg_try_advisory_lock(?)", (_FOLLOWER,))
+                if rows[0][0]:
+                    break
+                if not told and on_standby is not None:
+                    on_standby()
+                told = True
+                stop.wait(max(poll, 0.5))
+        try:
+            while not stop.is_set():
+                if self.catch_up() == 0:
+                    stop.wait(poll)
+        finally:
+            if isinstance(self.db, PostgresBackend):
+                self.db.execute("SELECT pg_advisory_unlock(?)", (_FOLLOWER,))
 
     def wait_until(self, position: int, timeout: float = 10.0) -> bool:
         """Wait (polling) until every view reflects ``position``; False on timeout."""

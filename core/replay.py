@@ -75,9 +75,9 @@ class _History:
         _, sent = self.referral_sent[referral.id]
         return ReferralFacts(
             referral=referral.slug,
-            from_member=referral.from_member,
+            from_member=referral.credited,  # the sender, unless a dispute reassigned the credit
             to_member=referral.to_member,
-            customer=referral.customer,
+            customer=referral.subject,  # the data subject: rules never see personal data
             status=referral.status,
             sent_at=sent.command.occurred_at,
             deal_value=referral.deal_value,
@@ -113,7 +113,7 @@ def incentive_entries(ledger: Ledger, network: str) -> list[Judged]:
         if not enabled:
             continue
         facts = history.facts(aggregate)  # as it stands after the event
-        terms = history.terms_between(aggregate.from_member, aggregate.to_member)
+        terms = history.terms_between(aggregate.credited, aggregate.to_member)
         for decision in ledger.rules.incentives(event, enabled, referral=facts, terms=terms):
             judged.append(Judged(position, event, decision))
     if history.network is None:
@@ -132,12 +132,13 @@ def attributions(ledger: Ledger, network: str) -> list[Judged]:
     if history.network is None:
         raise NotFound("network", f"no network {network!r}")
     enabled = ledger.unit_of_work().enabled(history.network)
+    # Grouped by data subject: the same customer is one subject, even once erased.
     competing: dict[tuple[str, str], list[ReferralFacts]] = defaultdict(list)
     last_sent: dict[tuple[str, str], tuple[int, Event]] = {}
     for referral_id, sent in history.referral_sent.items():
         referral = history.aggregates[referral_id]
         assert isinstance(referral, Referral)
-        key = (referral.to_member, referral.customer)
+        key = (referral.to_member, referral.subject)
         competing[key].append(history.facts(referral))
         last_sent[key] = sent
     judged = []

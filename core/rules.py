@@ -64,6 +64,8 @@ class ReferralFacts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     referral: str
     from_member: str
     to_member: str
+    #: The customer's data subject (a pseudonym, the same for every referral of one
+    #: customer in a network): rules never see the name, which is sealed (docs/privacy.md).
     customer: str
     status: str
     sent_at: AwareDatetime

@@ -246,7 +246,11 @@ class NetworkHelper:
     # -- reading ----------------------------------------------------------
 
     def events(self, *types: str) -> list[Event]:
-        """The network's events in log order, optionally only these types."""
+        """The network's events in log order, optionally only these types.
+
+        As stored: a referral's ``customer`` and ``customer_contact`` are sealed
+        (``self.ledger.vault.reveal_events(...)`` shows them; docs/privacy.md).
+        """
         return [
             event for _, event in self.ledger.store.read(topics=types) if event.network == self.slug
         ]

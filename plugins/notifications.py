@@ -203,10 +203,14 @@ def _lines(*lines: str | None) -> str:
 
 def _referral_sent(command: ReferralSent, lookup: Lookup) -> Texts:
     sender = _name(lookup, command.network, command.from_member)
-    subject = f"New referral {command.referral} from {sender}: customer {command.customer}"
+    # Personal data is sealed in the event: revealed here ("[erased]" once erased).
+    customer = lookup.reveal(command.network, command.customer)
+    contact = lookup.reveal(command.network, command.customer_contact, "customer_contact")
+    subject = f"New referral {command.referral} from {sender}: customer {customer}"
     body = _lines(
         f"{sender} sent you referral {command.referral} in {_network(lookup, command.network)}.",
-        f"Customer: {command.customer}",
+        f"Customer: {customer}",
+        f"Contact: {contact}" if contact else None,
         f"Note: {command.note}" if command.note else None,
         f"Sent at {command.occurred_at:%Y-%m-%d %H:%M} UTC.",
     )
@@ -219,16 +223,13 @@ def _referral_outcome(command: Command, lookup: Lookup) -> Texts:
     )
     referral = lookup.referral(command.network, command.referral, "referral")
     receiver = _name(lookup, command.network, referral.to_member)
-    what = f"referral {command.referral} (customer {referral.customer})"
+    customer = lookup.reveal(command.network, referral.customer)
+    what = f"referral {command.referral} (customer {customer})"
     if isinstance(command, ReferralAccepted):
-        subject = (
-            f"Referral {command.referral} accepted by {receiver}: customer {referral.customer}"
-        )
+        subject = f"Referral {command.referral} accepted by {receiver}: customer {customer}"
         detail = f"{receiver} accepted your {what}."
     elif isinstance(command, ReferralDeclined):
-        subject = (
-            f"Referral {command.referral} declined by {receiver}: customer {referral.customer}"
-        )
+        subject = f"Referral {command.referral} declined by {receiver}: customer {customer}"
         detail = _lines(
             f"{receiver} declined your {what}.",
             f"Reason: {command.reason}" if command.reason else None,

@@ -40,7 +40,7 @@ def sha256(data: bytes) -> bytes:
 
 
 def parse_vkey(vkey: str) -> tuple[str, bytes, Ed25519PublicKey]:
-    name, key_id_hex, key64 = vkey.split("+")
+    name, key_id_hex, key64 = vkey.split("+", 2)
     typed = base64.b64decode(key64)
     if typed[0] != 0x01 or len(typed) != 33:
         raise Rejected("not an Ed25519 key")

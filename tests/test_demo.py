@@ -16,6 +16,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TypeVar
 
+import msgspec
 import pytest
 
 from partnerledger import (
@@ -135,14 +136,24 @@ def test_the_default_history_is_accepted_and_stored_unchanged(
     tmp_path: Path, history: list[Command]
 ) -> None:
     with Store(Database.parse(str(tmp_path / "x.db"))) as store:
+        ledger = Ledger(store)
         try:
-            outcome = Ledger(store).execute_all(history)
+            outcome = ledger.execute_all(history)
         except DomainError as error:  # pragma: no cover - the message is the point
             pytest.fail(f"refused: {error}")
         assert outcome.duplicates == 0
         assert len(outcome.recorded) == len(history)
         assert store.last_position() == len(history)
-        stored = [encode_command(event.command) for _, event in store.read()]
+        # Personal data is stored sealed, with its data subject (docs/privacy.md):
+        # revealed and without the subject, every command is the one generated.
+        raw = [event.command for _, event in store.read()]
+        revealed = [
+            msgspec.structs.replace(c, subject=None) if isinstance(c, ReferralSent) else c
+            for c in ledger.vault.reveal_commands(raw)
+        ]
+        stored = [encode_command(command) for command in revealed]
+        customers = {c.customer for c in by_type(history, ReferralSent)}
+        assert not any(isinstance(c, ReferralSent) and c.customer in customers for c in raw)
     assert stored == encodings(history)
 
 

@@ -203,7 +203,9 @@ def recorded(ledger: Ledger, *commands: Command) -> list[Event]:
     """Execute ``commands``, which must all be recorded; return their events."""
     outcome = ledger.execute(*commands)
     assert outcome.duplicates == 0
-    assert [event.command for event in outcome.recorded] == list(commands)
+    # As stored: personal data sealed, with its data subject (docs/privacy.md).
+    stored = ledger.vault.reveal_commands([event.command for event in outcome.recorded])
+    assert stored == [ledger.prepare(c) for c in commands]
     return outcome.recorded
 
 
@@ -433,7 +435,7 @@ def test_referral_full_lifecycle(net: Ledger) -> None:
     recorded(net, sent(actor="alice"))
     state = referral_state(net)
     assert (state.status, state.from_member, state.to_member) == ("sent", "alice", "bob")
-    assert state.customer == "Dana Customer"
+    assert net.vault.reveal(NET, "customer", state.customer) == "Dana Customer"  # stored sealed
 
     recorded(net, accepted(when=1, actor="bob"))
     assert referral_state(net).status == "accepted"

@@ -561,8 +561,16 @@ def test_cli_json_and_table(database_url: str, ledger: Ledger) -> None:
     history.referral("you", "partner", at(20, month=6), outcome="converted", value="1234.5")
     ledger.execute(*network("partner", "you", "third"), *history.commands)
 
+    # A time, not a date: a date would mean the end of 1 January, which touches a 13th month.
     result = invoke(
-        database_url, "--network", NET, "--member", "you", "--as-of", "2026-01-01", "--json"
+        database_url,
+        "--network",
+        NET,
+        "--member",
+        "you",
+        "--as-of",
+        "2026-01-01T00:00:00Z",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     (card,) = json.loads(result.stdout, parse_float=Decimal)

@@ -14,7 +14,11 @@ from partnerledger.cli.main import cli
 from partnerledger.commands import decode_command
 
 START = datetime(2025, 1, 7, 7, 0, tzinfo=UTC)  # a Tuesday
-AS_OF = "2025-07-01"
+#: A business-time cut: the end of 30 June, so June's standings (its six-month window:
+#: January to June) from the log as of then.
+AS_OF = "2025-06-30"
+#: When the plugins are switched on (business time): before the history they score.
+ENABLED_AT = "2025-01-02T00:00:00Z"
 
 
 def cmd(network: str, type_: str, at: datetime, **fields: object) -> bytes:
@@ -114,17 +118,18 @@ def test_each_network_computes_with_its_own_plugins(database_url: str, ledger: L
         assert result.exit_code == 0, result.output
         return result.stdout
 
-    run("plugin", "enable", "north", "traffic-lights")
-    run("plugin", "enable", "north", "threshold-tiers")
-    run("plugin", "enable", "south", "points", "--set", "referral_given=2")
+    run("plugin", "enable", "north", "traffic-lights", "--at", ENABLED_AT)
+    run("plugin", "enable", "north", "threshold-tiers", "--at", ENABLED_AT)
+    run("plugin", "enable", "south", "points", "--set", "referral_given=2", "--at", ENABLED_AT)
 
     north = {
         row["member"]: row
         for row in json.loads(run("standings", "--network", "north", "--as-of", AS_OF, "--json"))
     }
-    ana = north["ana"]["score"]
-    assert (ana["plugin"], ana["version"]) == ("traffic-lights", "1.0.0")
-    assert ana["value"]["breakdown"] == {
+    ana = north["ana"]
+    assert ana["period"] == "2025-06"
+    assert ana["scoring_plugin"] == {"name": "traffic-lights", "version": "1.0.0"}
+    assert ana["breakdown"] == {
         "absences": "10",
         "referrals": "10",
         "tyfcb": "10",
@@ -133,23 +138,26 @@ def test_each_network_computes_with_its_own_plugins(database_url: str, ledger: L
         "on_time": "5",
         "trainings": "10",
     }
-    assert ana["value"]["total"] == "65"
-    assert ana["value"]["label"] == "amber"
-    assert north["ana"]["tier"]["value"]["tier"] == "silver"
-    assert north["ben"]["score"]["value"]["breakdown"]["absences"] == "0"
-    assert north["ben"]["score"]["value"]["label"] == "grey"
-    assert north["ana"]["window"] == {
-        "start": "2025-01-01T00:00:00Z",
-        "end": "2025-07-01T00:00:00Z",
-    }
+    assert ana["score"] == "65"
+    assert ana["label"] == "amber"
+    assert ana["tier"] == "silver"
+    assert north["ben"]["breakdown"]["absences"] == "0"
+    assert north["ben"]["label"] == "grey"
+    assert ana["window"] == {"start": "2025-01-01T00:00:00Z", "end": "2025-07-01T00:00:00Z"}
 
     south = {
         row["member"]: row
         for row in json.loads(run("standings", "--network", "south", "--as-of", AS_OF, "--json"))
     }
-    assert south["ana"]["score"]["plugin"] == "points"
+    assert south["ana"]["scoring_plugin"]["name"] == "points"
     assert south["ana"]["tier"] is None  # no tiering plugin enabled there
-    assert "absences" not in south["ana"]["score"]["value"]["breakdown"]
+    assert "absences" not in south["ana"]["breakdown"]
+
+    # Cut before the plugins were switched on: no scoring plugin as of then.
+    before = json.loads(
+        run("standings", "--network", "north", "--as-of", "2025-01-01T12:00:00Z", "--json")
+    )
+    assert before and all(row["score"] is None for row in before)
 
 
 def test_standings_without_a_scoring_plugin_and_errors(database_url: str, ledger: Ledger) -> None:

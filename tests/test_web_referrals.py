@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from partnerledger import Database
+from partnerledger.privacy import Sealed, Vault
 from webkit import World, browser, build_world, command, events, record
 
 PIPELINE = "/n/riverside/referrals"
@@ -98,7 +100,10 @@ def test_a_member_sends_from_their_own_business_only(world: World, tmp_path: Pat
         sent = events(world, "referral.sent")[-1]
         assert sent.command.from_member == "ann-law"
         assert sent.command.to_member == "bob-tax"
-        assert sent.command.customer == "Erin Oakes"
+        # Stored sealed (docs/privacy.md); the vault opens it.
+        assert isinstance(sent.command.customer, Sealed)
+        vault = Vault(Database.parse(world.database_url))
+        assert vault.reveal("riverside", "customer", sent.command.customer) == "Erin Oakes"
         assert sent.actor == world.member
         assert sent.command.referral.startswith("r-")
         assert "Erin Oakes" in column(web.get(PIPELINE).text, "sent")

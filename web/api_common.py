@@ -470,12 +470,14 @@ def record(request: Request[Any, Any, Any], fields: dict[str, Any]) -> Response[
     if recorded:
         event = recorded[0]
         position = _locate(services, event, before)
+        event = services.ledger.vault.reveal_events([event])[0]  # personal data: docs/privacy.md
         return Response(Written(recorded=True, event=log_event(position, event)), status_code=201)
     # Nothing new: the same command (same identity, same content) was recorded before.
     event = earlier or _earlier(services, command)
     if event is None:  # pragma: no cover - the ledger found it, so must we
         raise RuntimeError(f"{command.type}: recorded before, yet not found in the log")
     position = _locate(services, event, 0)
+    event = services.ledger.vault.reveal_events([event])[0]  # sealed in the log: revealed
     return Response(Written(recorded=False, event=log_event(position, event)), status_code=200)
 
 

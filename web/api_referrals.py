@@ -5,6 +5,9 @@ reversed (in full or in part). A member sends referrals from their own
 business and answers (accepts, declines, converts, loses) only those sent
 to it; a coordinator acts for anyone and alone records reversals; an
 auditor reads. A member sees the referrals their business sent or received.
+
+The customer's name and contact are personal data, sealed in the log: they
+read ``[erased]`` once the customer's data subject is erased (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -55,7 +58,12 @@ class ReferralOut(msgspec.Struct, kw_only=True):
     referral: str
     from_member: str
     to_member: str
+    #: The customer's name, or ``[erased]``.
     customer: str
+    #: The customer's email or phone, ``[erased]``, or ``null`` when none was given.
+    customer_contact: str | None
+    #: The customer's data subject (a pseudonym; see docs/privacy.md).
+    subject: str
     #: sent, accepted, declined, converted, lost or reversed.
     status: ReferralStatus
     sent_at: datetime | None
@@ -83,12 +91,29 @@ class ReferralPage(msgspec.Struct, kw_only=True):
     next: str | None
 
 
-def _fields(referral: Referral) -> dict[str, Any]:
+def _fields(request: Request[Any, Any, Any], referrals: list[Referral]) -> list[dict[str, Any]]:
+    """The API's fields of referrals of one network, personal data revealed in one read."""
+    if not referrals:
+        return []
+    shown = services(request).ledger.vault.reveal_many(
+        referrals[0].network,
+        [
+            item
+            for r in referrals
+            for item in (("customer", r.customer), ("customer_contact", r.customer_contact))
+        ],
+    )
+    return [_one(r, shown[2 * i] or "", shown[2 * i + 1]) for i, r in enumerate(referrals)]
+
+
+def _one(referral: Referral, customer: str, contact: str | None) -> dict[str, Any]:
     return {
         "referral": referral.slug,
         "from_member": referral.from_member,
         "to_member": referral.to_member,
-        "customer": referral.customer,
+        "customer": customer,
+        "customer_contact": contact,
+        "subject": referral.subject,
         "status": referral.status,
         "sent_at": referral.created_at,
         "updated_at": referral.updated_at,
@@ -149,7 +174,7 @@ async def list_referrals(
     member = only_self(request, network, member)
     after = offset(cursor)
     work = services(request).ledger.unit_of_work()
-    items: list[ReferralOut] = []
+    items: list[Referral] = []
     following, last = None, after
     for position, slug in record_positions(request, network, "referral"):
         if position <= after:
@@ -162,9 +187,11 @@ async def list_referrals(
         if len(items) == limit:
             following = str(last)
             break
-        items.append(ReferralOut(**_fields(found)))
+        items.append(found)
         last = position
-    return ReferralPage(items=items, next=following)
+    return ReferralPage(
+        items=[ReferralOut(**fields) for fields in _fields(request, items)], next=following
+    )
 
 
 def _load(request: Request[Any, Any, Any], network: str, referral: str) -> Referral:
@@ -184,7 +211,8 @@ async def get_referral(
     found = _load(request, network, referral)
     require_party(request, network, (found.from_member, found.to_member), "the referral")
     return ReferralDetail(
-        **_fields(found), events=record_events(request, network, f"referral:{referral}")
+        **_fields(request, [found])[0],
+        events=record_events(request, network, f"referral:{referral}"),
     )
 
 
@@ -193,8 +221,12 @@ class SendReferral(WriteBody, kw_only=True):
 
     #: The receiving member.
     to_member: Slug
-    #: The customer (a name, never more personal data than needed).
+    #: The customer (a name, never more personal data than needed); stored encrypted.
     customer: Name
+    #: How to reach the customer (an email or a phone number); stored encrypted.
+    customer_contact: Name | None = None
+    #: The customer's data subject id, e.g. your CRM's; derived from the name when absent.
+    subject: Slug | None = None
     #: The sending member; a member's own business by default.
     from_member: Slug | None = None
     #: The referral's id; generated when absent (from ``command_id`` when given).

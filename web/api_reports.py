@@ -8,6 +8,7 @@ for another business's is refused with 403).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,8 @@ from partnerledger.events import Event
 from partnerledger.log import EventFilter, select_events
 from partnerledger.periods import Calendar
 from partnerledger.rules import Activity, Score, TierChoice, Window
-from partnerledger.types import MAX_DAYS
+from partnerledger.types import MAX_DAYS, OUT_OF_RANGE, in_range
+from partnerledger.views.asof import BUSINESS_FIELD, RECORDED_FIELD, AsOfViews, Cut, views_as_of
 from partnerledger.views.ledger import statement
 from partnerledger.views.scorecards import DORMANT_DAYS, scorecards
 from partnerledger.views.standings import Standing, standings
@@ -131,12 +133,48 @@ PeriodQuery = Annotated[str | None, QueryParameter(pattern=PERIOD_PATTERN, descr
 PeriodPath = Annotated[str, PathParameter(pattern=PERIOD_PATTERN, description=_PERIOD)]
 
 
+AsOf = time_query(
+    "Cut history at this business time (RFC 3339 with an offset, from 1900 up to 2200): "
+    "what had happened by then, as known now, computed from the log."
+)
+AsOfRecorded = time_query(
+    "Cut history at this recorded (store) time (RFC 3339 with an offset, from 1900 up to "
+    "2200): what the system knew then, computed from the log."
+)
+
+
+def api_cut(as_of: str | None, as_of_recorded: str | None) -> Cut | None:
+    """The cut the query gives (``None`` without one); InvalidCommand on the parameter at fault."""
+    moments: dict[str, datetime | None] = {}
+    for field, text in ((BUSINESS_FIELD, as_of), (RECORDED_FIELD, as_of_recorded)):
+        moment = parse_time(text, field)
+        if moment is not None and not in_range(moment):
+            raise InvalidCommand(field, OUT_OF_RANGE)
+        moments[field] = moment
+    if moments[BUSINESS_FIELD] is None and moments[RECORDED_FIELD] is None:
+        return None
+    return Cut(recorded=moments[RECORDED_FIELD], business=moments[BUSINESS_FIELD])
+
+
+@contextmanager
+def api_views(request: Request[Any, Any, Any], network: str, cut: Cut) -> Iterator[AsOfViews]:
+    """The network's views as of the cut; NotFound on ``network`` if it did not exist then."""
+    found = services(request)
+    found.network(network)  # an unknown network is a 404 first
+    with views_as_of(found.store, found.ledger.rules, network, cut) as views:
+        if views.network is None:
+            raise NotFound("network", f"no network {network!r} {cut.describe()}")
+        yield views
+
+
 @api_get("/networks/{network:str}/standings", operation_id="listStandings", tag="standings")
 async def list_standings(
     request: Request[Any, Any, Any],
     network: FromPath[str],
     period: PeriodQuery = None,
     member: FromQuery[str | None] = None,
+    as_of: AsOf = None,
+    as_of_recorded: AsOfRecorded = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> StandingPage:
@@ -146,13 +184,24 @@ async def list_standings(
     ``2025-01-15+90d``) or a date inside it; the current period by default.
     A closed period shows what was recorded at its close; an open one is
     computed from the log as it stands. A member sees their own standing.
+    With ``as_of`` (business time) or ``as_of_recorded`` (store time), the
+    standings as of that moment, computed from the log (the period
+    containing it by default).
     """
     found = services(request)
-    net = found.network(network)
-    calendar = Calendar.of(net)
-    chosen = calendar.parse(period) if period else calendar.containing(datetime.now(UTC))
     member = only_self(request, network, member)
-    rows = standings(found.db, found.ledger.rules, net, chosen, member=member)
+    cut = api_cut(as_of, as_of_recorded)
+    if cut is None:
+        net = found.network(network)
+        calendar = Calendar.of(net)
+        chosen = calendar.parse(period) if period else calendar.containing(datetime.now(UTC))
+        rows = standings(found.db, found.ledger.rules, net, chosen, member=member)
+    else:
+        with api_views(request, network, cut) as views:
+            assert views.network is not None
+            calendar = Calendar.of(views.network)
+            chosen = calendar.parse(period) if period else calendar.containing(cut.moment)
+            rows = standings(views, views.rules, views.network, chosen, member=member)
     items, following = slice_page([standing_out(s) for s in rows], cursor, limit)
     return StandingPage(period=chosen.name, window_start=chosen.start, window_end=chosen.end,
                         items=items, next=following)  # fmt: skip
@@ -246,10 +295,6 @@ class ScorecardPage(msgspec.Struct, kw_only=True):
     next: str | None
 
 
-AsOf = time_query(
-    "When the time-dependent figures are measured (RFC 3339 with an offset, from 1900 up "
-    "to 2200); now by default."
-)
 DormantDays = Annotated[
     int,
     QueryParameter(
@@ -266,6 +311,7 @@ async def list_scorecards(
     network: FromPath[str],
     member: FromQuery[str | None] = None,
     as_of: AsOf = None,
+    as_of_recorded: AsOfRecorded = None,
     dormant_days: DormantDays = DORMANT_DAYS,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
@@ -274,16 +320,23 @@ async def list_scorecards(
     conversion, revenue, reciprocity, dormant ties and agreement targets.
 
     With ``member``, only that member's pairs, from their side (a member
-    always gets their own). ``as_of`` (RFC 3339 with an offset; now by
-    default) is when the time-dependent figures are measured;
+    always gets their own). With ``as_of`` (business time) or
+    ``as_of_recorded`` (store time), the scorecards as of that moment,
+    computed from the log; the time-dependent figures (days since, months)
+    are measured at ``as_of``, else ``as_of_recorded``, else now.
     ``dormant_days`` (default 90) says when a quiet tie is flagged dormant.
     Money as strings with two decimals, rates as numbers.
     """
     member = only_self(request, network, member)
-    moment = parse_time(as_of, "as_of") or datetime.now(UTC)
+    cut = api_cut(as_of, as_of_recorded)
     try:
-        cards = scorecards(services(request).db, network, member=member, as_of=moment,
-                           dormant_days=dormant_days)  # fmt: skip
+        if cut is None:
+            cards = scorecards(services(request).db, network, member=member,
+                               as_of=datetime.now(UTC), dormant_days=dormant_days)  # fmt: skip
+        else:
+            with api_views(request, network, cut) as views:
+                cards = scorecards(views, network, member=member, as_of=cut.moment,
+                                   dormant_days=dormant_days)  # fmt: skip
     except NotFound as error:
         if error.field != "network":
             raise
@@ -335,20 +388,33 @@ async def get_statement(
     network: FromPath[str],
     member: FromPath[str],
     period: PeriodPath,
+    as_of: AsOf = None,
+    as_of_recorded: AsOfRecorded = None,
 ) -> StatementOut:
     """A member's incentive statement for one period: what they earned, lost and were paid.
 
     ``period`` is the period's name or a date inside it. Money as strings
     with two decimals, in the network's currency. A member reads their own
-    business's statements only.
+    business's statements only. With ``as_of`` (business time) or
+    ``as_of_recorded`` (store time), the statement as of that moment,
+    computed from the log.
     """
     require_self(request, network, member, "the member")
     found = services(request)
+    cut = api_cut(as_of, as_of_recorded)
     work = found.ledger.unit_of_work()
     net = work.network(network)
     work.member(network, member, "member")
-    chosen = Calendar.of(net).parse(period)
-    return msgspec.convert(statement(found.db, net, member, chosen).as_dict(), StatementOut)
+    if cut is None:
+        chosen = Calendar.of(net).parse(period)
+        return msgspec.convert(statement(found.db, net, member, chosen).as_dict(), StatementOut)
+    with api_views(request, network, cut) as views:
+        assert views.network is not None
+        if views.member(member) is None:
+            raise NotFound("member", f"no member {member!r} in {network!r} {cut.describe()}")
+        chosen = Calendar.of(views.network).parse(period)
+        found_statement = statement(views, views.network, member, chosen)
+    return msgspec.convert(found_statement.as_dict(), StatementOut)
 
 
 # ------------------------------------------------------------------ events
@@ -396,6 +462,8 @@ async def list_events(
     member: FromQuery[str | None] = None,
     since: Since = None,
     until: Until = None,
+    as_of: AsOf = None,
+    as_of_recorded: AsOfRecorded = None,
     after: After = 0,
     limit: Limit = DEFAULT_LIMIT,
 ) -> EventPage:
@@ -404,10 +472,13 @@ async def list_events(
     Filter by ``type`` (repeatable: ``?type=referral.sent&type=referral.converted``),
     by ``member`` (events that concern the business, a referral's later
     events among them) and by business time (``since`` inclusive, ``until``
-    exclusive; RFC 3339 with an offset). Page on with ``after`` set to the
-    previous page's ``next``. A member reads the events that concern their
-    own business.
+    exclusive; RFC 3339 with an offset). ``as_of_recorded`` keeps the
+    events recorded up to that store time, ``as_of`` those that happened up
+    to that business time (both inclusive): the log as of that moment.
+    Page on with ``after`` set to the previous page's ``next``. A member
+    reads the events that concern their own business.
     """
+    cut = api_cut(as_of, as_of_recorded)
     wanted = tuple(types or ())
     for name in wanted:
         if name not in COMMAND_TYPES:
@@ -431,6 +502,8 @@ async def list_events(
         # A referral's later events concern the members its first named:
         # the log is read from its start to know them.
         found = ((p, e) for p, e in select_events(store, where) if p > after)
+    if cut is not None:
+        found = ((p, e) for p, e in found if cut.includes(e))
     items: list[LogEvent] = []
     following = None
     for position, event in found:

@@ -4,7 +4,10 @@ Every role of the network reads these pages; only a coordinator invites a
 business (``member.invited``), marks an invited one as joined
 (``member.joined``), suspends, reinstates or records that a member left.
 A refused command writes nothing: the form comes back (422) with the reason
-next to the field at fault.
+next to the field at fault. A member's page takes ``as_of`` and
+``as_of_recorded``: the profile, standing history and scorecards as of that
+moment, computed from the log, without the status actions
+(:mod:`partnerledger.web.asof`).
 """
 
 from __future__ import annotations
@@ -13,13 +16,18 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from partnerledger import DomainError
 from partnerledger.domain import Member
+from partnerledger.errors import NotFound
+from partnerledger.views.asof import Cut
+from partnerledger.views.scorecards import scorecards
 from partnerledger.views.standings import history
 
+from .asof import context as asof_context
+from .asof import page_cut, page_views
 from .dashboard import cards_of, latest_standings, money_text
 from .pages import NAV, NavItem, page, read_form
 from .security import COORDINATOR, current_user, network_guard, services_of
@@ -123,11 +131,14 @@ def _member_page(
     network: str,
     slug: str,
     *,
+    cut: Cut | None = None,
     errors: dict[str, str] | None = None,
     values: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Template:
     services = services_of(request)
+    if cut is not None:
+        return _member_as_of(request, network, slug, cut)
     info = ensure_network(services, network)
     member = _member(services, network, slug)
     db = services.db
@@ -145,11 +156,43 @@ def _member_page(
         (name, label) for name, (_, label, statuses) in ACTIONS.items()
         if member.status in statuses or name in failed
     ]  # fmt: skip
+    role = current_user(request).role_in(network)
     return page(
         request, "members_detail.html", network=network, info=info, member=member,
         periods=list(reversed(periods)), history_chart=chart, cards=cards, names=names,
         money=lambda value: money_text(value, info.currency), actions=actions,
         errors=errors or {}, values=values or {}, status_code=status_code,
+        **asof_context(None, role, f"/n/{network}/members/{slug}"),
+    )  # fmt: skip
+
+
+def _member_as_of(request: Request[Any, Any, Any], network: str, slug: str, cut: Cut) -> Template:
+    """A member's page as of a moment: the profile, standing history and scorecards of then,
+    computed from the log; no status actions (history is read-only)."""
+    services = services_of(request)
+    with page_views(services, network, cut) as views:
+        info = views.network
+        assert info is not None
+        member = views.member(slug)
+        if member is None:
+            raise NotFound("member", f"no member {slug!r} in {network!r} {cut.describe()}")
+        names = {m.slug: m.name for m in views.members()}
+        periods = history(views, network, slug)
+        try:
+            cards = scorecards(views, network, member=slug, as_of=cut.moment)
+        except NotFound:
+            cards = []
+    chart = {
+        "labels": [s.period for s in periods],
+        "scores": [str(s.total) if s.total is not None else None for s in periods],
+        "tiers": [s.tier_name for s in periods],
+    }
+    role = current_user(request).role_in(network)
+    return page(
+        request, "members_detail.html", network=network, info=info, member=member,
+        periods=list(reversed(periods)), history_chart=chart, cards=cards, names=names,
+        money=lambda value: money_text(value, info.currency), actions=[], errors={}, values={},
+        **asof_context(cut, role, f"/n/{network}/members/{slug}"),
     )  # fmt: skip
 
 
@@ -160,10 +203,17 @@ def _member_page(
     include_in_schema=False,
 )
 async def member_page(
-    request: Request[Any, Any, Any], network: FromPath[str], member: FromPath[str]
+    request: Request[Any, Any, Any],
+    network: FromPath[str],
+    member: FromPath[str],
+    as_of: FromQuery[str | None] = None,
+    as_of_recorded: FromQuery[str | None] = None,
 ) -> Template:
-    """A member's profile, standing in every period, and scorecard with each partner."""
-    return _member_page(request, network, member)
+    """A member's profile, standing in every period, and scorecard with each partner.
+
+    With ``as_of`` or ``as_of_recorded``, as of that moment, computed from the log.
+    """
+    return _member_page(request, network, member, cut=page_cut(as_of, as_of_recorded))
 
 
 async def _change_status(

@@ -3,7 +3,9 @@
 * ``GET /n/{network}/standings?period=``: every member's score (with its
   breakdown and colour), tier, previous tier, closed or provisional, and any
   override, in a period (the latest by default; a picker lists the
-  network's periods). A member sees their own row.
+  network's periods). A member sees their own row. ``as_of`` (business
+  time) and ``as_of_recorded`` (store time) show them as of that moment,
+  computed from the log, read-only (:mod:`partnerledger.web.asof`).
 * ``GET /n/{network}/periods/{period}/close``: the coordinator's preview of
   a close: the tier decisions and statements it would record (nothing is
   written).
@@ -34,9 +36,13 @@ from partnerledger.closing import close_period, plan_close, what_if
 from partnerledger.domain import Network
 from partnerledger.periods import Calendar, Period
 from partnerledger.rules import TierChoice
+from partnerledger.sql import SqlBackend
 from partnerledger.views import standings as standings_view
+from partnerledger.views.asof import AsOfViews, Cut
 from partnerledger.views.standings import Standing
 
+from .asof import context as asof_context
+from .asof import page_cut, page_views
 from .pages import NAV, NavItem, page, read_form
 from .referrals import Errors, acting_member, see_other, show_money, show_time
 from .security import COORDINATOR, current_user, network_guard, services_of
@@ -49,12 +55,18 @@ COLOURS = ("green", "amber", "red", "grey")
 _STATUS = {"not_found": 404, "already_exists": 409}
 
 
-def network_periods(services: Services, network: Network) -> list[Period]:
-    """The network's periods from its first event to its latest, the latest first."""
+def network_periods(
+    services: Services, network: Network, views: SqlBackend | None = None
+) -> list[Period]:
+    """The network's periods from its first event to its latest, the latest first.
+
+    From the views given (as of a moment), the live ones by default.
+    """
     calendar = Calendar.of(network)
-    found = standings_view.span(services.db, network.network)
+    found = standings_view.span(views if views is not None else services.db, network.network)
     if found is None:
-        return [calendar.containing(datetime.now(UTC))]
+        now = views.cut.moment if isinstance(views, AsOfViews) else datetime.now(UTC)
+        return [calendar.containing(now)]
     return list(reversed(calendar.between(*found)))
 
 
@@ -98,26 +110,54 @@ def _standings(
     network: str,
     period: str | None,
     *,
+    cut: Cut | None = None,
     errors: Errors | None = None,
     posted: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Template:
     services = services_of(request)
-    found = services.network(network)
-    periods = network_periods(services, found)
+    if cut is None:
+        found = services.network(network)
+        return _standings_of(
+            request, network, period, services.db, found, None,
+            errors=errors, posted=posted, status_code=status_code,
+        )  # fmt: skip
+    with page_views(services, network, cut) as views:
+        assert views.network is not None
+        return _standings_of(request, network, period, views, views.network, cut)
+
+
+def _standings_of(
+    request: Request[Any, Any, Any],
+    network: str,
+    period: str | None,
+    db: SqlBackend,
+    found: Network,
+    cut: Cut | None,
+    *,
+    errors: Errors | None = None,
+    posted: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Template:
+    """The standings page from the views in ``db`` (live, or as of ``cut``)."""
+    services = services_of(request)
+    periods = network_periods(services, found, db)
     problem = ""
     try:
-        chosen = pick_period(found, periods, period)
+        if not period and cut is not None and cut.business is not None:
+            chosen = Calendar.of(found).containing(cut.business)
+        else:
+            chosen = pick_period(found, periods, period)
     except DomainError as error:
         problem, chosen, status_code = error.reason, periods[0], 422
-    db = services.db
-    rows = standings_view.standings(db, services.ledger.rules, found, chosen)
+    rules = db.rules if isinstance(db, AsOfViews) else services.ledger.rules
+    rows = standings_view.standings(db, rules, found, chosen)
     me = acting_member(request, network)
     role = current_user(request).role_in(network)
     if role == "member":
         rows = [s for s in rows if s.member == me]
     closed = standings_view.closed_periods(db, network)
-    now = datetime.now(UTC)
+    now = datetime.now(UTC) if cut is None else cut.moment
     names = {m.slug: m.name for m in services.members(network)}
     if chosen not in periods:
         periods = sorted([*periods, chosen], reverse=True)
@@ -140,6 +180,7 @@ def _standings(
         posted=posted or {},
         when=show_time,
         quote=lambda text: quote(text, safe=""),
+        **asof_context(cut, role, period_link(network, chosen.name)),
         **HELPERS,
     )
 
@@ -154,9 +195,14 @@ async def standings_page(
     request: Request[Any, Any, Any],
     network: FromPath[str],
     period: FromQuery[str | None] = None,
+    as_of: FromQuery[str | None] = None,
+    as_of_recorded: FromQuery[str | None] = None,
 ) -> Template:
-    """Every member's score, colour, tier and previous tier in a period, closed or provisional."""
-    return _standings(request, network, period)
+    """Every member's score, colour, tier and previous tier in a period, closed or provisional.
+
+    With ``as_of`` or ``as_of_recorded``, as of that moment, computed from the log.
+    """
+    return _standings(request, network, period, cut=page_cut(as_of, as_of_recorded))
 
 
 # ---------------------------------------------------------------- the close

@@ -9,6 +9,9 @@
   ``decline`` (reason), ``lose`` (reason), ``convert`` (deal value and
   currency) or ``reverse`` (amount and reason).
 * ``POST /n/{network}/tyfcb``: a thank-you for closed business.
+* ``POST /n/{network}/referrals/{referral}/erase``: erase the personal data
+  of the referral's customer (its data subject, with every referral of it),
+  with a reason: a coordinator's action (docs/privacy.md).
 
 Who may do what: a coordinator acts on any referral; a member sends only
 from their own business, and accepts, declines, converts or loses only the
@@ -21,7 +24,8 @@ post is redirected back to the page, or gets the whole page with the
 errors. Nothing is written when a form is refused.
 
 The cards are read from the audit trail view (every referral event, in log
-order, folded here into one card per referral).
+order, folded here into one card per referral); the customer's personal
+data is sealed there and revealed here (``[erased]`` once erased).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from partnerledger import DomainError
+from partnerledger.privacy import ERASED, Vault, erase_subject
 from partnerledger.views.trail import TRAIL
 
 from .pages import NAV, NavItem, page, read_form
@@ -68,7 +73,7 @@ _EVENTS = {
 #: Cards shown per column unless the whole pipeline is asked for.
 COLUMN_LIMIT = 30
 _CENT = Decimal("0.01")
-SEND_FIELDS = ("referral", "from_member", "to_member", "customer", "note")
+SEND_FIELDS = ("referral", "from_member", "to_member", "customer", "customer_contact", "note")
 TYFCB_FIELDS = ("member", "thanked_member", "amount", "currency", "referral", "note")
 
 
@@ -152,6 +157,8 @@ class Card:
     from_member: str = ""
     to_member: str = ""
     customer: str = ""
+    customer_contact: str | None = None
+    subject: str = ""
     note: str | None = None
     status: str = "sent"
     sent_at: datetime | None = None
@@ -194,9 +201,10 @@ def referral_cards(services: Services, network: str) -> list[Card]:
         (network, *_REFERRAL_TYPES),
     )
     cards: dict[str, Card] = {}
-    for entity, kind, occurred, text in rows:
+    commands = [json.loads(text) for _, _, _, text in rows]
+    Vault(services.database, db=db).reveal_documents(commands)  # sealed in the view
+    for (entity, kind, occurred, _), command in zip(rows, commands, strict=True):
         slug = str(entity).partition(":")[2]
-        command = json.loads(text)
         at = db.dt(occurred)
         card = cards.setdefault(slug, Card(slug))
         card.updated_at = at
@@ -204,6 +212,8 @@ def referral_cards(services: Services, network: str) -> list[Card]:
             card.from_member = command["from_member"]
             card.to_member = command["to_member"]
             card.customer = command["customer"]
+            card.customer_contact = command.get("customer_contact")
+            card.subject = command.get("subject", "")
             card.note = command.get("note")
             card.sent_at = at
         elif kind == "referral.accepted":
@@ -284,6 +294,7 @@ def _pipeline(
         me=me,
         can_write=role in ("coordinator", "member"),
         actions_for=lambda card: allowed_actions(card, role, me),
+        erased=ERASED,
         errors=errors or Errors(),
         values=values or {},
         show_all=show_all,
@@ -342,6 +353,7 @@ async def send_referral(request: Request[Any, Any, Any], network: FromPath[str])
         "from_member": me or form.get("from_member"),
         "to_member": form.get("to_member"),
         "customer": str(form.get("customer", "")).strip(),
+        "customer_contact": str(form.get("customer_contact", "")).strip(),
         "note": str(form.get("note", "")).strip(),
     }
     try:
@@ -367,7 +379,10 @@ async def move_referral(
     """Accept, decline, lose, convert or reverse a referral.
 
     A member acts only on referrals sent to their business, and never reverses.
+    ``erase`` erases the customer's personal data (a coordinator only).
     """
+    if action == "erase":
+        return await _erase_customer(request, network, referral)
     if action not in _EVENTS:
         raise NotFoundException(f"no action {action!r} on a referral")
     services = services_of(request)
@@ -391,6 +406,27 @@ async def move_referral(
     except DomainError as error:
         errors = Errors.of(f"{referral}:{action}", error, names)
         return _respond(request, network, errors, form)
+    return _respond(request, network, None, {})
+
+
+async def _erase_customer(request: Request[Any, Any, Any], network: str, referral: str) -> Any:
+    """Erase the personal data of a referral's customer: ``subject.erased``, then its key goes.
+
+    Every referral of the same data subject shows ``[erased]`` afterwards.
+    """
+    user = current_user(request)
+    if user.role_in(network) != "coordinator":
+        raise PermissionDeniedException("only a coordinator erases a customer's personal data")
+    services = services_of(request)
+    found = services.ledger.unit_of_work().referral(network, referral, "referral")
+    form = await read_form(request)
+    reason = str(form.get("reason", "")).strip()
+    try:
+        erase_subject(services.ledger, network, found.subject, actor=user.email, reason=reason)
+    except DomainError as error:
+        return _respond(request, network, Errors.of(f"{referral}:erase", error, ("reason",)), form)
+    if services.inline:
+        services.projector.catch_up()
     return _respond(request, network, None, {})
 
 

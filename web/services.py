@@ -94,9 +94,11 @@ class Services:
         payload["actor"] = user.email
         payload.setdefault("occurred_at", (at or datetime.now(UTC)).isoformat())
         try:
-            return convert_command(payload)
+            command = convert_command(payload)
         except msgspec.ValidationError as error:
             raise from_validation_error(error) from None
+        # With its data subject filled in, as the ledger records it (its identity covers it).
+        return self.ledger.prepare(command)
 
     def execute(self, fields: dict[str, Any], user: User) -> Event | None:
         """Decide and record one command; ``None`` when it was already recorded."""

@@ -4,7 +4,9 @@
   a period (the latest by default): opening balance, the entries with the
   running balance, closing balance, closed or open. Coordinators and
   auditors pick any member (without one: every member's balance); a
-  member sees only their own business's.
+  member sees only their own business's. ``as_of`` and ``as_of_recorded``
+  show it as of that moment, computed from the log, read-only
+  (:mod:`partnerledger.web.asof`).
 * ``GET /n/{network}/statements.csv?member=&period=``: the same statement
   as CSV, with the columns of ``partnerledger statement --csv``.
 * ``POST /n/{network}/payouts``: the coordinator records a payout (member,
@@ -24,11 +26,15 @@ from litestar.response import Template
 
 from partnerledger import DomainError
 from partnerledger.domain import Network
-from partnerledger.errors import InvalidCommand
+from partnerledger.errors import InvalidCommand, NotFound
 from partnerledger.periods import Calendar, Period
+from partnerledger.sql import SqlBackend
 from partnerledger.views import ledger as ledger_view
+from partnerledger.views.asof import Cut
 from partnerledger.views.ledger import Statement
 
+from .asof import context as asof_context
+from .asof import page_cut, page_views, with_cut
 from .pages import NAV, NavItem, page, read_form
 from .periods import network_periods, pick_period
 from .referrals import Errors, acting_member, new_id, see_other, show_money, show_time
@@ -50,14 +56,17 @@ def _member_for(request: Request[Any, Any, Any], network: str, asked: str | None
     return me
 
 
-def statement_periods(services: Services, network: Network) -> list[Period]:
+def statement_periods(
+    services: Services, network: Network, views: SqlBackend | None = None
+) -> list[Period]:
     """The network's periods up to the latest with events or ledger entries, the latest first.
 
     A payout recorded today lands in today's period, which may be later than
-    any event the standings know of.
+    any event the standings know of. From the views given (as of a moment),
+    the live ones by default.
     """
-    periods = network_periods(services, network)
-    db = services.db
+    periods = network_periods(services, network, views)
+    db = views if views is not None else services.db
     _, rows = db.execute(
         f"SELECT period FROM {db.table('partnerledger_ledger_entries')} "  # noqa: S608  # the view's own table name
         "WHERE network = ? ORDER BY period_start DESC LIMIT 1",
@@ -72,8 +81,16 @@ def statement_periods(services: Services, network: Network) -> list[Period]:
 
 
 def _statement(
-    services: Services, network: str, member: str, period: str | None
+    services: Services, network: str, member: str, period: str | None, cut: Cut | None = None
 ) -> tuple[Statement, Period, list[Period]]:
+    if cut is not None:
+        with page_views(services, network, cut) as views:
+            assert views.network is not None
+            if views.member(member) is None:
+                raise NotFound("member", f"no member {member!r} in {network!r} {cut.describe()}")
+            periods = statement_periods(services, views.network, views)
+            chosen = pick_period(views.network, periods, period)
+            return ledger_view.statement(views, views.network, member, chosen), chosen, periods
     found = services.network(network)
     services.ledger.unit_of_work().member(network, member, "member")
     periods = statement_periods(services, found)
@@ -87,16 +104,44 @@ def _page(
     member: str | None,
     period: str | None,
     *,
+    cut: Cut | None = None,
     errors: Errors | None = None,
     posted: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Template:
     services = services_of(request)
-    found = services.network(network)
+    if cut is None:
+        found = services.network(network)
+        return _page_of(
+            request, network, member, period, services.db, found, services.members(network),
+            None, errors=errors, posted=posted, status_code=status_code,
+        )  # fmt: skip
+    with page_views(services, network, cut) as views:
+        assert views.network is not None
+        return _page_of(
+            request, network, member, period, views, views.network, views.members(), cut
+        )
+
+
+def _page_of(
+    request: Request[Any, Any, Any],
+    network: str,
+    member: str | None,
+    period: str | None,
+    db: SqlBackend,
+    found: Network,
+    members: list[Any],
+    cut: Cut | None,
+    *,
+    errors: Errors | None = None,
+    posted: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Template:
+    """The statements page from the views in ``db`` (live, or as of ``cut``)."""
+    services = services_of(request)
     chosen_member = _member_for(request, network, member)
-    members = services.members(network)
     names = {m.slug: m.name for m in members}
-    periods = statement_periods(services, found)
+    periods = statement_periods(services, found, db)
     problem = ""
     statement = None
     rows: list[tuple[Any, Decimal]] = []
@@ -107,17 +152,20 @@ def _page(
     if chosen_member is not None and chosen_member not in names:
         if errors:  # a refused payout to an unknown member: no statement to show
             chosen_member = None
+        elif cut is not None:
+            raise NotFound("member", f"no member {chosen_member!r} in {network!r} {cut.describe()}")
         else:
             services.ledger.unit_of_work().member(network, chosen_member, "member")
     if chosen_member is not None:
-        statement = ledger_view.statement(services.db, found, chosen_member, chosen)
+        statement = ledger_view.statement(db, found, chosen_member, chosen)
         balance = statement.opening
         for entry in statement.entries:
             balance += entry.amount
             rows.append((entry, balance))
-    closed = ledger_view.closed_periods(services.db, network)
-    balances = ledger_view.balances(services.db, network) if chosen_member is None else {}
+    closed = ledger_view.closed_periods(db, network)
+    balances = ledger_view.balances(db, network) if chosen_member is None else {}
     query = urlencode({"member": chosen_member or "", "period": chosen.name})
+    role = current_user(request).role_in(network)
     if chosen not in periods:
         periods = sorted([*periods, chosen], reverse=True)
     return page(
@@ -136,11 +184,12 @@ def _page(
         rows=rows,
         balances=[(m.slug, balances.get(m.slug, Decimal(0))) for m in members],
         currency=found.currency,
-        csv_link=f"/n/{network}/statements.csv?{query}",
+        csv_link=with_cut(f"/n/{network}/statements.csv?{query}", cut),
         errors=errors or Errors(),
         posted=posted or {},
         money=show_money,
         when=show_time,
+        **asof_context(cut, role, f"/n/{network}/statements?{query}"),
     )
 
 
@@ -155,9 +204,14 @@ async def statements_page(
     network: FromPath[str],
     member: FromQuery[str | None] = None,
     period: FromQuery[str | None] = None,
+    as_of: FromQuery[str | None] = None,
+    as_of_recorded: FromQuery[str | None] = None,
 ) -> Template:
-    """A member's incentive statement for a period (a member: their own)."""
-    return _page(request, network, member, period)
+    """A member's incentive statement for a period (a member: their own).
+
+    With ``as_of`` or ``as_of_recorded``, as of that moment, computed from the log.
+    """
+    return _page(request, network, member, period, cut=page_cut(as_of, as_of_recorded))
 
 
 @get(
@@ -171,12 +225,16 @@ async def statement_download(
     network: FromPath[str],
     member: FromQuery[str | None] = None,
     period: FromQuery[str | None] = None,
+    as_of: FromQuery[str | None] = None,
+    as_of_recorded: FromQuery[str | None] = None,
 ) -> Response[str]:
-    """A member's statement for a period as CSV (the columns of ``partnerledger statement``)."""
+    """A member's statement for a period as CSV (the columns of ``partnerledger statement``),
+    as of a moment with ``as_of`` or ``as_of_recorded``."""
+    cut = page_cut(as_of, as_of_recorded)
     chosen = _member_for(request, network, member)
     if chosen is None:
         raise InvalidCommand("member", "choose the member whose statement to download")
-    statement, found, _ = _statement(services_of(request), network, chosen, period)
+    statement, found, _ = _statement(services_of(request), network, chosen, period, cut)
     name = f"statement-{network}-{chosen}-{found.name}.csv".replace("+", "_")
     return Response(
         content=statement.as_csv(),

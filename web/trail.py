@@ -6,7 +6,9 @@ shows an entity's events (``network:riverside``, ``member:ann-law``,
 event type, actor, business time (``since`` inclusive, ``until``
 inclusive of its day when a date, exclusive when a time) and text in the
 command, 200 at a time (``after`` pages on). Other pages link here, e.g.
-``/n/riverside/trail?entity=referral:r-1``.
+``/n/riverside/trail?entity=referral:r-1``. ``as_of`` (business time) and
+``as_of_recorded`` (store time) show the trail as of that moment, computed
+from the log (:mod:`partnerledger.web.asof`).
 
 Coordinators and auditors read every entity of the network; a member reads
 the trail of their own business and of the referrals and agreements it is
@@ -29,11 +31,14 @@ from partnerledger import DomainError
 from partnerledger.commands import COMMAND_TYPES
 from partnerledger.errors import InvalidCommand
 from partnerledger.sql import SqlBackend
+from partnerledger.views.asof import Cut
 from partnerledger.views.trail import PARTIES, entities, entity_id, parse_entity, trail
 
+from .asof import context as asof_context
+from .asof import page_cut, page_views
 from .pages import NAV, NavItem, page
 from .referrals import acting_member
-from .security import network_guard, services_of
+from .security import current_user, network_guard, services_of
 
 NAV.append(NavItem("Trail", "/trail", order=70))
 
@@ -99,11 +104,36 @@ async def trail_page(
     until: FromQuery[str | None] = None,
     search: FromQuery[str | None] = None,
     after: FromQuery[int | None] = None,
+    as_of: FromQuery[str | None] = None,
+    as_of_recorded: FromQuery[str | None] = None,
 ) -> Template:
-    """Every event of an entity, in log order, with who recorded it and when (filterable)."""
+    """Every event of an entity, in log order, with who recorded it and when (filterable).
+
+    With ``as_of`` or ``as_of_recorded``, only the events of the log as of that moment.
+    """
     services = services_of(request)
     services.network(network)
-    db = services.db
+    cut = page_cut(as_of, as_of_recorded)
+    filters = {"entity": entity, "type": type, "actor": actor, "since": since, "until": until,
+               "search": search, "after": after}  # fmt: skip
+    if cut is None:
+        return _trail_page(request, network, services.db, None, filters)
+    with page_views(services, network, cut) as views:
+        return _trail_page(request, network, views, cut, filters)
+
+
+def _trail_page(
+    request: Request[Any, Any, Any],
+    network: str,
+    db: SqlBackend,
+    cut: Cut | None,
+    filters: dict[str, Any],
+) -> Template:
+    """The trail page from the views in ``db`` (live, or as of ``cut``)."""
+    entity, type, actor = filters["entity"], filters["type"], filters["actor"]
+    since, until, search, after = (
+        filters["since"], filters["until"], filters["search"], filters["after"]
+    )  # fmt: skip
     me = acting_member(request, network)
     allowed = readable_by_member(db, network, me) if me is not None else None
     chosen = (entity or "").strip() or (
@@ -151,9 +181,11 @@ async def trail_page(
         "entity": chosen, "type": type or "", "actor": actor or "", "since": since or "",
         "until": until or "", "search": search or "",
     }  # fmt: skip
+    kept = {**query, **(cut.query() if cut is not None else {})}
     next_link = (
-        f"/n/{network}/trail?{urlencode({**query, 'after': rows[-1].position})}" if more else None
+        f"/n/{network}/trail?{urlencode({**kept, 'after': rows[-1].position})}" if more else None
     )
+    role = current_user(request).role_in(network)
     return page(
         request,
         "trail.html",
@@ -167,8 +199,9 @@ async def trail_page(
         types=[("", "Any type"), *((t, t) for t in sorted(COMMAND_TYPES))],
         next_link=next_link,
         paged=bool(after),
-        first_link=f"/n/{network}/trail?{urlencode(query)}",
+        first_link=f"/n/{network}/trail?{urlencode(kept)}",
         summary=summary,
+        **asof_context(cut, role, f"/n/{network}/trail?{urlencode(query)}"),
     )
 
 

@@ -281,8 +281,8 @@ def export_bundle(
                 info.size = path.stat().st_size
                 info.mode = 0o644
                 info.mtime = 0
-                with path.open("rb") as data:
-                    archive.addfile(info, data)
+                with path.open("rb") as content:
+                    archive.addfile(info, content)
         with partial.open("rb") as written:
             os.fsync(written.fileno())
         os.replace(partial, target)
@@ -489,7 +489,7 @@ def _stream(report: BundleReport, archive: _Archive) -> _Read:
             else:
                 read.small[expected] = bytes(buffer)
             if expected == "manifest.json":
-                read.declared = _declared_sizes(buffer)
+                read.declared = _declared_sizes(bytes(buffer))
         read.digests[expected] = (member.size, digest.hexdigest())
     if archive.header("the end of the archive") is not None:
         raise BundleError("unexpected archive member after events.jsonl")

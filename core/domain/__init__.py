@@ -7,10 +7,12 @@ from .agreement import Agreement, agreement_id
 from .base import ROUTES, Aggregate, Lookup, Route
 from .chapter import Activity, Meeting, activity_id, meeting_id
 from .closing import Closing, Payout, closing_id, payout_id
+from .dispute import Dispute, dispute_id
 from .introduction import Introduction, introduction_id
 from .member import Member, member_id
 from .network import Network, network_id
 from .referral import Referral, referral_id
+from .subject import Subject, subject_id
 
 AGGREGATES: tuple[type[Aggregate], ...] = (
     Network,
@@ -22,6 +24,8 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     Activity,
     Closing,
     Payout,
+    Dispute,
+    Subject,
 )
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "Aggregate",
     "Agreement",
     "Closing",
+    "Dispute",
     "Introduction",
     "Lookup",
     "Meeting",
@@ -39,13 +44,16 @@ __all__ = [
     "Payout",
     "Referral",
     "Route",
+    "Subject",
     "activity_id",
     "agreement_id",
     "closing_id",
+    "dispute_id",
     "introduction_id",
     "meeting_id",
     "member_id",
     "network_id",
     "payout_id",
     "referral_id",
+    "subject_id",
 ]

@@ -22,6 +22,7 @@ from ..errors import InvalidCommand
 
 if TYPE_CHECKING:
     from ..events import Event
+    from ..privacy import Sealed
     from .agreement import Agreement
     from .member import Member
     from .network import Network
@@ -59,6 +60,9 @@ class Aggregate:
         raise TypeError(f"{type(self).__name__} cannot apply {command.type}")
 
 
+AnyAggregate = TypeVar("AnyAggregate", bound=Aggregate)
+
+
 class Lookup(Protocol):
     """What a rule may read besides its own aggregate."""
 
@@ -84,6 +88,20 @@ class Lookup(Protocol):
 
     def check_plugin(self, plugin: str, settings: Mapping[str, Any]) -> None:
         """Refuse an unknown plugin (field ``plugin``) or bad settings (``settings.<name>``)."""
+        ...
+
+    def load(self, cls: type[AnyAggregate], aggregate_id: UUID) -> AnyAggregate | None:
+        """Any aggregate as of the last decided command, or ``None`` if it does not exist."""
+        ...
+
+    def subject_referrals(
+        self, network: str, subject: str, since_erasure: bool = False
+    ) -> list[str]:
+        """The referrals of a data subject (only those after its last erasure, if asked)."""
+        ...
+
+    def reveal(self, network: str, value: str | Sealed | None, field: str = "customer") -> str:
+        """A personal field as people read it: the text, ``[erased]``, or ``""`` for none."""
         ...
 
 

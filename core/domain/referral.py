@@ -13,6 +13,7 @@ from uuid import UUID
 
 from ..commands import (
     Command,
+    CreditReassigned,
     ReferralAccepted,
     ReferralCommand,
     ReferralConverted,
@@ -20,9 +21,11 @@ from ..commands import (
     ReferralLost,
     ReferralReversed,
     ReferralSent,
+    derived_command_id,
 )
 from ..errors import AlreadyExists, InvalidCommand, InvalidTransition, NotFound
 from ..identity import aggregate_id
+from ..privacy import Sealed
 from .base import Aggregate, Lookup, active_member, distinct, network_currency, positive_money, rule
 
 ReferralStatus = Literal["sent", "accepted", "declined", "converted", "lost", "reversed"]
@@ -43,12 +46,21 @@ class Referral(Aggregate):
         self.slug = ""
         self.from_member = ""
         self.to_member = ""
-        self.customer = ""
+        #: Personal data: sealed (as stored) or in the clear (decided, not yet committed);
+        #: show it with ``Lookup.reveal`` / ``Vault.reveal`` (docs/privacy.md).
+        self.customer: str | Sealed = ""
+        self.customer_contact: str | Sealed | None = None
+        #: The data subject the customer's data belongs to.
+        self.subject = ""
         self.status: ReferralStatus = "sent"
         self.deal_value: Decimal | None = None
         self.currency: str | None = None
         self.converted_at: datetime | None = None
         self.reversed_amount = Decimal(0)
+        #: Who is credited with it: the sender, unless a dispute reassigned the credit.
+        self.credited = ""
+        #: The ``credit.reassigned`` events applied: command id -> the dispute that issued it.
+        self.reassignments: dict[str, str] = {}
 
     @property
     def net_value(self) -> Decimal:
@@ -61,6 +73,9 @@ class Referral(Aggregate):
             self.from_member = command.from_member
             self.to_member = command.to_member
             self.customer = command.customer
+            self.customer_contact = command.customer_contact
+            self.subject = command.subject or ""
+            self.credited = command.from_member
         elif isinstance(command, ReferralAccepted):
             self.status = "accepted"
         elif isinstance(command, ReferralDeclined):
@@ -75,6 +90,9 @@ class Referral(Aggregate):
         elif isinstance(command, ReferralReversed):
             self.status = "reversed"
             self.reversed_amount += command.amount
+        elif isinstance(command, CreditReassigned):
+            self.credited = command.to_member
+            self.reassignments[derived_command_id(command)] = command.dispute
         else:
             super().when(command)
 

@@ -6,7 +6,11 @@ after the event, the terms in force then of the latest live agreement
 between its two members, and the plugins (and settings) the network had
 enabled at that point of the log. Each entry keeps its source event (command
 id, type, business time), the plugin and its version. A ``payout.recorded``
-event is an entry of kind ``payout`` for minus the amount paid.
+event is an entry of kind ``payout`` for minus the amount paid; a
+``ledger.adjusted`` event (a dispute's compensation, docs/disputes.md) an
+entry of kind ``adjustment`` for its signed amount. The referral's member
+the plugins credit is its credited member: the sender, unless a dispute's
+``credit.reassigned`` moved the credit before the event.
 
 An entry lands in the statement period its source event's business time
 falls in, unless that period was already closed when the event was
@@ -39,6 +43,7 @@ from ..commands import (
     PROGRAM,
     AgreementCommand,
     AgreementProposed,
+    LedgerAdjusted,
     PayoutRecorded,
     PeriodClosed,
     ReferralConverted,
@@ -214,7 +219,14 @@ class IncentiveLedger(Projection):
         for cls, route in ROUTES.items()
         if route.aggregate is Agreement
         or cls
-        in (ReferralConverted, ReferralReversed, PeriodClosed, StatementClosed, PayoutRecorded)
+        in (
+            ReferralConverted,
+            ReferralReversed,
+            PeriodClosed,
+            StatementClosed,
+            PayoutRecorded,
+            LedgerAdjusted,
+        )
     )
 
     def create(self) -> None:
@@ -276,6 +288,10 @@ class IncentiveLedger(Projection):
                     )
                 ],
             )
+        elif isinstance(command, LedgerAdjusted):  # a dispute's compensation (docs/disputes.md)
+            note = f"dispute {command.dispute}: {command.reason}"
+            line = (command.member, PAYOUT_PLUGIN, PAYOUT_VERSION, "adjustment", command.amount)
+            self._insert(network, position, event, [(*line, note)])
 
     def _agreement(self, position: int, event: Event) -> None:
         agreement = as_of(self.store, Agreement, event)
@@ -327,16 +343,16 @@ class IncentiveLedger(Projection):
         referral = as_of(self.store, Referral, event)
         facts = ReferralFacts(
             referral=referral.slug,
-            from_member=referral.from_member,
+            from_member=referral.credited,  # the sender, unless a dispute reassigned the credit
             to_member=referral.to_member,
-            customer=referral.customer,
+            customer=referral.subject,  # the data subject: views never hold personal data
             status=referral.status,
             sent_at=referral.created_at or event.occurred_at,
             deal_value=referral.deal_value,
             reversed_amount=referral.reversed_amount,
             currency=referral.currency,
         )
-        terms = self.terms_between(network.network, referral.from_member, referral.to_member)
+        terms = self.terms_between(network.network, referral.credited, referral.to_member)
         try:
             decisions = self.rules.incentives(event, enabled, referral=facts, terms=terms)
         except PluginFailed as error:

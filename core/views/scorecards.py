@@ -23,6 +23,10 @@ in short:
   referrals minus every amount reversed on them since (refunds, clawbacks).
   A referral that converted stays counted as converted when it is reversed.
 * **conversion rate**: converted ÷ sent (``None`` when nothing was sent).
+* **credit reassigned**: after a dispute's ``credit.reassigned``, the
+  referral counts, in full (sent, accepted, converted, values), in the
+  direction of the member now credited, and that pair interacted when it
+  was sent.
 * **months of the relationship**: the calendar months (UTC) that the span
   from the pair's first interaction up to ``as_of`` touches, each begun month
   counting as one: a first referral on 6 January and ``as_of`` 1 January of
@@ -52,6 +56,7 @@ from ..commands import (
     AgreementProposed,
     AgreementRenewed,
     AgreementTerminated,
+    CreditReassigned,
     IntroductionMade,
     MemberInvited,
     MemberJoined,
@@ -126,6 +131,7 @@ class Scorecards(Projection):
             AgreementRenewed,
             AgreementTerminated,
             AgreementExpired,
+            CreditReassigned,
         )
     )
 
@@ -221,6 +227,8 @@ class Scorecards(Projection):
             self._sent(network, command, at)
         elif isinstance(command, ReferralAccepted | ReferralConverted | ReferralReversed):
             self._referral_moved(network, command, at)
+        elif isinstance(command, CreditReassigned):
+            self._reassigned(network, command)
         elif isinstance(command, IntroductionMade):
             involved = [command.introducer, command.introduced]
             if command.to_member:
@@ -284,6 +292,37 @@ class Scorecards(Projection):
                 f"UPDATE {self.t(REFERRALS)} SET reversed_value = ? {where}", (str(total), *key)
             )
             self._flow(network, sender, receiver, reversed_value=command.amount)
+
+    def _reassigned(self, network: str, command: CreditReassigned) -> None:
+        """A dispute moved the referral's credit: from now on it is the new member's, in full."""
+        _, rows = self.db.execute(
+            f"SELECT from_member, to_member, sent_at, accepted_at, converted_at, deal_value, "
+            f"reversed_value FROM {self.t(REFERRALS)} WHERE network = ? AND referral = ?",
+            (network, command.referral),
+        )
+        if not rows:
+            return
+        sender, receiver, sent_at, accepted_at, converted_at, deal, reversed_value = rows[0]
+        counts = {
+            "sent": 1,
+            "accepted": 1 if accepted_at is not None else 0,
+            "converted": 1 if converted_at is not None else 0,
+        }
+        deal_value = Decimal(str(deal)) if deal is not None else _ZERO
+        reversed_total = Decimal(str(reversed_value))
+        self._flow(
+            network, sender, receiver, **{k: -v for k, v in counts.items()},
+            deal_value=-deal_value, reversed_value=-reversed_total,
+        )  # fmt: skip
+        self._flow(
+            network, command.to_member, receiver, **counts,
+            deal_value=deal_value, reversed_value=reversed_total,
+        )  # fmt: skip
+        self.db.execute(
+            f"UPDATE {self.t(REFERRALS)} SET from_member = ? WHERE network = ? AND referral = ?",
+            (command.to_member, network, command.referral),
+        )
+        self._touch(network, command.to_member, receiver, self.db.dt(sent_at))
 
     def _flow(
         self,

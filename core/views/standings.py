@@ -6,7 +6,8 @@ The view keeps two kinds of rows:
 counters per member and day (referrals given and received, conversions,
 converted value, thanks for closed business, visitors, testimonials,
 trainings, one-to-ones, introductions; amounts in exact units of 1/10,000),
-the latest attendance line per meeting and member, each referral's sender,
+the latest attendance line per meeting and member, each referral's sender
+(its credited member: a dispute's ``credit.reassigned`` changes it),
 each conversion's time and each member's first appearance. A period's
 :class:`~partnerledger.rules.Activity` is summed from them by SQL over the
 period's window, so the work grows with the members and days of one window,
@@ -41,6 +42,7 @@ import msgspec
 
 from ..activity import last_months
 from ..commands import (
+    CreditReassigned,
     IntroductionMade,
     MeetingAttended,
     MemberInvited,
@@ -210,6 +212,7 @@ _TOPICS = (
     PeriodClosed,
     TierDecided,
     TierOverridden,
+    CreditReassigned,
 )
 
 
@@ -382,6 +385,12 @@ class Standings(Projection):
                     "(network, position, member, occurred_at) VALUES (?, ?, ?, ?)",
                     (network, position, sender, self.db.ts(when)),
                 )
+        elif isinstance(command, CreditReassigned):  # later conversions count for the new member
+            self.db.execute(
+                f"UPDATE {self.t('partnerledger_standing_senders')} SET member = ? "
+                "WHERE network = ? AND referral = ?",
+                (command.to_member, network, command.referral),
+            )
         elif isinstance(command, ReferralReversed):
             sender = self._sender(network, command.referral)
             if sender is not None:
@@ -707,42 +716,60 @@ def compute(
         before = previous.get(member)
         held = before.tier_name if before else None
         below = before.streak if before else 0
-        score = tier = None
-        problem = None
-        try:
-            score = rules.score(activity, enabled)
-            if score is not None and isinstance(score.value, Score):
-                tier = rules.tier(
-                    score.value, network.tiers, enabled, previous=held, periods_below=below
-                )
-        except PluginFailed as error:
-            problem = error.reason
-        value = score.value if score else None
-        name = tier.value.tier if tier and isinstance(tier.value, TierChoice) else None
-        kept = (
-            name is not None
-            and name == held
-            and isinstance(value, Score)
-            and value.total < ladder.get(name, Decimal("-Infinity"))
-        )
-        found.append(
-            Standing(
-                network=activity.network,
-                period=period.name,
-                member=member,
-                status="",
-                window=window,
-                activity=activity,
-                score=score,
-                tier=tier,
-                previous=held,
-                periods_below=below,
-                streak=below + 1 if kept else 0,
-                closed=False,
-                problem=problem,
-            )
-        )
+        found.append(decide(rules, network, enabled, period, activity, held, below, ladder))
     return found
+
+
+def decide(
+    rules: Rules,
+    network: Network,
+    enabled: dict[str, Any],
+    period: Period,
+    activity: Activity,
+    held: str | None,
+    below: int,
+    ladder: dict[str, Decimal] | None = None,
+) -> Standing:
+    """One member's standing in a period: the rules given, on that activity (writes nothing).
+
+    ``held`` is the tier held in the previous period, ``below`` the periods
+    already kept in it while below it; a plugin that fails is the ``problem``.
+    """
+    if ladder is None:
+        ladder = _ladder(network, enabled)
+    score = tier = None
+    problem = None
+    try:
+        score = rules.score(activity, enabled)
+        if score is not None and isinstance(score.value, Score):
+            tier = rules.tier(
+                score.value, network.tiers, enabled, previous=held, periods_below=below
+            )
+    except PluginFailed as error:
+        problem = error.reason
+    value = score.value if score else None
+    name = tier.value.tier if tier and isinstance(tier.value, TierChoice) else None
+    kept = (
+        name is not None
+        and name == held
+        and isinstance(value, Score)
+        and value.total < ladder.get(name, Decimal("-Infinity"))
+    )
+    return Standing(
+        network=activity.network,
+        period=period.name,
+        member=activity.member,
+        status="",
+        window=activity.window,
+        activity=activity,
+        score=score,
+        tier=tier,
+        previous=held,
+        periods_below=below,
+        streak=below + 1 if kept else 0,
+        closed=False,
+        problem=problem,
+    )
 
 
 _COLUMNS = (
@@ -843,6 +870,7 @@ __all__ = [
     "activities",
     "closed_periods",
     "compute",
+    "decide",
     "history",
     "inputs_digest",
     "period_window",

@@ -3,8 +3,8 @@
 An *entity* is anything the log has a history of, named ``kind:id``:
 ``network:riverside``, ``member:lee-law``, ``referral:r-0001``,
 ``agreement:a-lee-park``, ``introduction:i-1``, ``meeting:2025-01-14``,
-``period:2025-Q2`` and ``payout:p-7``. The view keeps one row per event and
-entity it concerns:
+``period:2025-Q2``, ``payout:p-7`` and ``dispute:d-3``. The view keeps one
+row per event and entity it concerns:
 
 * every event of a network belongs to ``network:<slug>``;
 * an event belongs to the record it names (its referral, agreement,
@@ -13,12 +13,21 @@ entity it concerns:
 * a referral's and an agreement's later events (accepted, converted,
   amended...) name only the record, yet belong to its members too: the view
   remembers each referral's and agreement's members in a table of its own
-  (``partnerledger_trail_parties``), the members named by its events so far.
+  (``partnerledger_trail_parties``), the members named by its events so far;
+* a dispute's events belong to the dispute and to its members (its raiser,
+  the members of the referral it is raised on, the member of a disputed
+  ledger entry, commenters); ``dispute.raised`` on a referral also belongs
+  to the referral, and a ``credit.reassigned`` to its dispute too (whose
+  members it joins);
+* a ``referral.sent`` also belongs to its data subject, ``subject:<id>``,
+  and so does ``subject.erased`` (docs/privacy.md).
 
 Each row holds the actor, the business time (``occurred_at``), the store
 time (``recorded_at``), the command id and the command as JSON, which
 :func:`trail` searches. :func:`entities` lists a network's entities with
-their event counts.
+their event counts. The JSON is the stored command, personal fields sealed:
+:func:`trail` reveals them (the text, or ``[erased]``) and searches them as
+revealed.
 """
 
 from __future__ import annotations
@@ -35,17 +44,22 @@ from ..commands import (
     COMMAND_TYPES,
     AgreementCommand,
     Command,
+    CreditReassigned,
+    DisputeCommand,
+    DisputeRaised,
     IntroductionMade,
     MeetingAttended,
     PayoutRecorded,
     PeriodCommand,
     ReferralCommand,
+    SubjectErased,
     TyfcbReported,
     VisitorBrought,
     encode_command,
 )
 from ..errors import InvalidCommand, NotFound
 from ..events import Event
+from ..privacy import personal_by_type, subject_of, vault_for
 from ..projection import Networks, Projection, projection
 from ..sql import SqlBackend
 
@@ -59,6 +73,8 @@ KINDS: tuple[str, ...] = (
     "meeting",
     "period",
     "payout",
+    "dispute",
+    "subject",
 )
 #: One row per (event, entity it concerns).
 TRAIL = "partnerledger_trail"
@@ -88,12 +104,36 @@ def parse_entity(entity: str) -> tuple[str, str]:
 
 
 def lifecycle_record(command: Command) -> str | None:
-    """The referral or agreement whose members a command's event also concerns."""
+    """The referral, agreement or dispute whose members a command's event also concerns."""
     if isinstance(command, ReferralCommand):
         return entity_id("referral", command.referral)
     if isinstance(command, AgreementCommand):
         return entity_id("agreement", command.agreement)
+    if isinstance(command, DisputeCommand):
+        return entity_id("dispute", command.dispute)
     return None
+
+
+def disputed_referral(command: Command) -> str | None:
+    """The referral a dispute is raised on (its conversion or attribution included)."""
+    if isinstance(command, DisputeRaised) and command.subject_kind != "ledger_entry":
+        return entity_id("referral", command.subject)
+    return None
+
+
+def linked_dispute(command: Command) -> str | None:
+    """The dispute a compensating event of a referral belongs to."""
+    if isinstance(command, CreditReassigned):
+        return entity_id("dispute", command.dispute)
+    return None
+
+
+def data_subject(command: Command) -> str | None:
+    """The data subject whose personal data an event carries or erases (docs/privacy.md)."""
+    if isinstance(command, SubjectErased):
+        return entity_id("subject", command.subject)
+    subject = subject_of(command)
+    return entity_id("subject", subject) if subject is not None else None
 
 
 def named_entities(command: Command) -> list[str]:
@@ -112,6 +152,9 @@ def named_entities(command: Command) -> list[str]:
         found.append(entity_id("period", command.period))
     elif isinstance(command, PayoutRecorded):
         found.append(entity_id("payout", command.payout))
+    for extra in (disputed_referral(command), linked_dispute(command), data_subject(command)):
+        if extra is not None:
+            found.append(extra)
     found.extend(entity_id("member", member) for member in command.members())
     return list(dict.fromkeys(found))
 
@@ -121,6 +164,7 @@ class Trail(Projection):
     """The audit trail view: one row per event and entity, and each record's members."""
 
     name = "trail"
+    version = 2  # 2: data subjects are entities (docs/privacy.md)
     tables = (TRAIL, PARTIES)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -166,10 +210,21 @@ class Trail(Projection):
         record = lifecycle_record(command)
         if record is not None:
             members = self._members(command.network, record)
-            for member in command.members():
+            named = list(command.members())
+            referral = disputed_referral(command)
+            if referral is not None:  # a dispute on a referral concerns its members
+                named.extend(sorted(self._members(command.network, referral)))
+            for member in named:
                 if member not in members:
                     members.add(member)
                     self._new_parties.append((command.network, record, member))
+            dispute = linked_dispute(command)
+            if dispute is not None:  # the member now credited becomes a party of the dispute
+                others = self._members(command.network, dispute)
+                for member in command.members():
+                    if member not in others:
+                        others.add(member)
+                        self._new_parties.append((command.network, dispute, member))
             involved = (entity_id("member", member) for member in sorted(members))
             entities = list(dict.fromkeys([*entities, *involved]))
         occurred_at = self.db.ts(command.occurred_at)
@@ -322,6 +377,9 @@ def trail(
     ``search`` keeps events whose command JSON contains the text, ignoring
     case (ASCII letters on every database, all letters where the database's
     locale folds them). Page on with ``after`` set to the last position read.
+    Personal fields are sealed in the view: :func:`trail` reveals them (the
+    text, or ``[erased]``) and searches them as revealed, so an erased
+    customer's name finds nothing.
 
     Raises InvalidCommand on a malformed ``entity`` or filter, NotFound on
     ``network`` for a network the view does not know and on ``entity`` for
@@ -347,31 +405,58 @@ def trail(
     if until is not None:
         where.append("occurred_at < ?")
         params.append(db.ts(_aware(until, "until")))
+    vault = vault_for(db)  # the store's keys, also for views as of a moment
+    personal = personal_by_type()
     if search:
         # LOWER on both sides: the same folding whatever the database does with non-ASCII.
-        where.append(f"LOWER(command) LIKE LOWER(CAST(? AS TEXT)) ESCAPE '{_ESCAPE}'")
+        match = f"LOWER(command) LIKE LOWER(CAST(? AS TEXT)) ESCAPE '{_ESCAPE}'"
         params.append(like_pattern(search))
-    _, rows = db.execute(
+        if personal:
+            # Personal data is sealed in the view: such events are searched once revealed.
+            match = f"({match} OR type IN ({', '.join('?' for _ in personal)}))"
+            params.extend(personal)
+        where.append(match)
+    sql = (
         "SELECT position, type, actor, occurred_at, recorded_at, command_id, command "
-        f"FROM {db.table(TRAIL)} WHERE {' AND '.join(where)} ORDER BY position LIMIT ?",
-        (*params, limit),
+        f"FROM {db.table(TRAIL)} WHERE {' AND '.join(where)} ORDER BY position LIMIT ?"
     )
-    if not rows:
+    found: list[TrailEntry] = []
+    while True:
+        _, rows = db.execute(sql, (*params, limit))
+        if not rows:
+            break
+        commands = [json.loads(row[6]) for row in rows]
+        vault.reveal_documents(commands)  # the name, or [erased]: never a box
+        for (position, type_, actor_, occurred_at, recorded_at, command_id, _), command in zip(
+            rows, commands, strict=True
+        ):
+            if search and type_ in personal and not _mentions(command, search):
+                continue
+            found.append(
+                TrailEntry(
+                    position=int(position),
+                    network=network,
+                    entity=entity,
+                    type=str(type_),
+                    actor=str(actor_),
+                    occurred_at=db.dt(occurred_at),
+                    recorded_at=db.dt(recorded_at),
+                    command_id=str(command_id),
+                    command=command,
+                )
+            )
+        if len(found) >= limit or len(rows) < limit:
+            break
+        params[2] = int(rows[-1][0])  # position > the last row read: read on
+    if not found:
         _require(db, network, entity)
-    return [
-        TrailEntry(
-            position=int(position),
-            network=network,
-            entity=entity,
-            type=str(type_),
-            actor=str(actor_),
-            occurred_at=db.dt(occurred_at),
-            recorded_at=db.dt(recorded_at),
-            command_id=str(command_id),
-            command=json.loads(command),
-        )
-        for position, type_, actor_, occurred_at, recorded_at, command_id, command in rows
-    ]
+    return found[:limit]
+
+
+def _mentions(command: dict[str, Any], search: str) -> bool:
+    """Whether a revealed command's JSON contains the text, ignoring case (as the LIKE does)."""
+    text = json.dumps(command, ensure_ascii=False, separators=(",", ":"))
+    return msgspec.json.encode(search).decode()[1:-1].lower() in text.lower()
 
 
 def entities(db: SqlBackend, network: str, *, kind: str | None = None) -> list[EntitySummary]:
