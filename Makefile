@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE := examples/partnerledger-referral-streak
 
-.PHONY: demo test lint install example clean
+.PHONY: demo test lint install example clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ example: $(STAMP)
 test: lint
 	$(BIN)/python -m pip install --quiet -e $(EXAMPLE)
 	$(BIN)/pytest tests $(EXAMPLE)/tests
+
+# Every benchmark on SQLite and PostgreSQL, beside the raw limits of this machine;
+# rewrites docs/performance.md and docs/performance.svg (sizes: python -m benchmarks -h).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

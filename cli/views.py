@@ -58,7 +58,9 @@ def worker(poll: float, once: bool) -> None:
     """Follow the log and keep every view up to date (Ctrl-C stops).
 
     Several workers (and web processes) may share one PostgreSQL database:
-    each batch of events is taken by exactly one of them.
+    each batch of events is taken by exactly one of them. On PostgreSQL one
+    worker follows at a time; another started beside it stands by and takes
+    over when the first stops or dies (docs/deployment.md).
     """
     state = _state()
     try:
@@ -69,7 +71,13 @@ def worker(poll: float, once: bool) -> None:
             err.print(f"Following {state.store().database.describe()} (Ctrl-C stops)")
             stop = threading.Event()
             try:
-                projector.follow(stop, poll)
+                projector.follow(
+                    stop,
+                    poll,
+                    on_standby=lambda: err.print(
+                        "Another worker is following this database: standing by to take over"
+                    ),
+                )
             except KeyboardInterrupt:
                 stop.set()
     except DomainError as error:
