@@ -360,11 +360,12 @@ class Vault:
         missing = wanted - found.keys()
         if create and missing:
             now = db.ts(datetime.now(UTC))
-            db.executemany(
-                f"INSERT INTO {db.table(KEYS)} (network, subject, key, created_at) "  # noqa: S608  # noqa: S608
-                "VALUES (?, ?, ?, ?) ON CONFLICT (network, subject) DO NOTHING",
-                [(network, s, _b64(os.urandom(KEY_BYTES)), now) for s in sorted(missing)],
-            )
+            with db.transaction():  # one commit for the batch, not one per key
+                db.executemany(
+                    f"INSERT INTO {db.table(KEYS)} (network, subject, key, created_at) "  # noqa: S608
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (network, subject) DO NOTHING",
+                    [(network, s, _b64(os.urandom(KEY_BYTES)), now) for s in sorted(missing)],
+                )
             # Read back: a key another process created first is the one to use.
             found.update(self._select_keys(db, network, missing))
         return found

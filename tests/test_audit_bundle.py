@@ -347,3 +347,13 @@ def test_audit_export_and_verify_bundle_commands(
         ],
     )
     assert bad_range.exit_code != 0 and "--to" in bad_range.output
+
+
+def test_the_bundle_recomputes_every_recorded_decision_offline(bundle: Path) -> None:
+    from partnerledger.audit.recheck import recheck_decisions
+
+    report = verify_bundle(bundle, recheck=recheck_decisions)
+    assert report.ok, report.errors
+    statuses = {d["status"] for d in report.decisions}
+    assert report.decisions and statuses == {"match"}, statuses
+    assert report.unavailable_rules == []
