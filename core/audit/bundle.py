@@ -18,7 +18,11 @@ byte-level layout is specified in ``docs/audit.md``)::
     events.jsonl      the exported events: ``{"event":<canonical event>,"leaf":N}``
 
 :func:`export_bundle` writes it to a temporary file beside the target and
-renames it into place only when whole. :func:`verify_bundle` checks a bundle
+renames it into place only when whole. The temporary files live in a folder
+``.bundle-<pid>-<random>`` beside the target; an export killed midway leaves
+it behind, the next export beside the same target removes the folders of
+exporters that no longer run, and :func:`verify_bundle` refuses any file in
+such a folder (it is never a bundle, even when whole). :func:`verify_bundle` checks a bundle
 with no database and no network: it never writes a file, reads the archive
 as a stream with a size limit per member, and holds at most the leaf hashes
 (32 bytes per event) and the small JSON members in memory.
@@ -31,6 +35,7 @@ import hashlib
 import itertools
 import os
 import re
+import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -62,6 +67,9 @@ FORMAT = "partnerledger-audit-bundle/1"
 DECISIONS = ("period.closed", "tier.decided", "tier.overridden", "statement.closed")
 #: Event types of disputes and what resolves them.
 DISPUTES = ("dispute.", "credit.reassigned", "ledger.adjusted")
+#: The temporary folder of an export: ``.bundle-<pid>-<random>``, beside the target.
+TEMP_PREFIX = ".bundle-"
+_TEMP_NAME = re.compile(r"^\.bundle-([0-9]+)-")
 BLOCK = 512
 MiB = 1024 * 1024
 #: Every member, in archive order, with the largest size accepted on reading.
@@ -175,7 +183,10 @@ def export_bundle(
     tree = MerkleTree(hashes)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".bundle-", dir=target.parent) as work:
+    _remove_stale(target.parent)
+    with tempfile.TemporaryDirectory(
+        prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=target.parent
+    ) as work:
         folder = Path(work)
         decisions: list[dict[str, Any]] = []
         disputes: list[dict[str, Any]] = []
@@ -296,6 +307,30 @@ def export_bundle(
         disputes=len(disputes),
         size=target.stat().st_size,
     )
+
+
+def _exporter(folder: Path) -> int | None:
+    """The process id in the name of an export's temporary folder, or None if it is not one."""
+    found = _TEMP_NAME.match(folder.name)
+    return int(found.group(1)) if found else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_stale(parent: Path) -> None:
+    """Remove the temporary folders of exports killed midway (their process is gone)."""
+    for folder in parent.glob(f"{TEMP_PREFIX}*"):
+        pid = _exporter(folder)
+        if pid is not None and folder.is_dir() and not _running(pid):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _sha256_file(path: Path) -> str:
@@ -811,6 +846,12 @@ def verify_bundle(
     """
     path = Path(path)
     report = BundleReport(path)
+    if _exporter(path.absolute().parent) is not None:
+        report.fail(
+            f"not a bundle: the temporary file of an audit export that did not finish "
+            f"(in {path.parent.name}); export again"
+        )
+        return report
     try:
         with path.open("rb") as stream:
             read = _stream(report, _Archive(stream))
