@@ -37,6 +37,7 @@ from conftest import _PG_PROBLEM, IN_CI, PG_URL
 from partnerledger import Database, Event, Ledger, Store
 from partnerledger.commands import Command, convert_command
 from partnerledger.domain import agreement_id, closing_id, referral_id
+from partnerledger.errors import VersionConflict
 from partnerledger.jsonl import export_lines, import_lines
 from partnerledger.periods import Calendar
 from partnerledger.projection import Projector
@@ -327,23 +328,36 @@ def propose(setup: Setup, agreement: str, *, accepted: bool) -> None:
 
 
 def test_both_parties_accepting_at_once_are_both_recorded(setup: Setup) -> None:
-    agreement = setup.slug("a-accept")
-    propose(setup, agreement, accepted=False)
-    path = f"/networks/{NET}/agreements/{agreement}/accept"
-    calls = [("ann" if i % 2 else "bob", path, None) for i in range(THREADS)]
+    # Eight agreements, each accepted by its two parties at the same moment.
+    agreements = [setup.slug("a-accept") for _ in range(THREADS // 2)]
+    for agreement in agreements:
+        propose(setup, agreement, accepted=False)
+    calls = [
+        (who, f"/networks/{NET}/agreements/{agreement}/accept", None)
+        for agreement in agreements
+        for who in ("ann", "bob")
+    ]
 
     responses = race(setup, calls)
 
-    answered(responses, {"party", "agreement"})
-    events = stream(setup, agreement_id(NET, agreement))
-    accepted = [e.command.party for e in events if e.type == "agreement.accepted"]  # type: ignore[attr-defined]
     # A party's acceptance that lost the race to the other party's is decided
-    # again on the new version, where it is still valid: both are recorded.
-    assert sorted(accepted) == ["ann-law", "bob-tax"]
-    assert sorted(winners(responses)) == sorted((e.type, e.command_id) for e in events[1:])
+    # again on the new version, where it is still valid: every one is recorded.
+    assert [r.status_code for r in responses] == [201] * len(calls), [
+        r.text for r in responses if r.status_code != 201
+    ]
     with httpx.Client(headers={"Authorization": f"Bearer {setup.tokens['coordinator']}"}) as c:
-        found = c.get(f"{setup.server.url}/api/v1/networks/{NET}/agreements/{agreement}").json()
-    assert found["status"] == "active"
+        for agreement in agreements:
+            events = stream(setup, agreement_id(NET, agreement))
+            accepted = [e.command.party for e in events if e.type == "agreement.accepted"]  # type: ignore[attr-defined]
+            assert sorted(accepted) == ["ann-law", "bob-tax"]
+            found = c.get(f"{setup.server.url}/api/v1/networks/{NET}/agreements/{agreement}")
+            assert found.json()["status"] == "active"
+    assert sorted(winners(responses)) == sorted(
+        (e.type, e.command_id)
+        for agreement in agreements
+        for e in stream(setup, agreement_id(NET, agreement))
+        if e.type == "agreement.accepted"
+    )
     assert_serial_and_rebuilt(setup)
 
 
@@ -429,3 +443,80 @@ def test_two_closes_of_one_period_at_once(setup: Setup) -> None:
             assert shown.closing == shown.opening + sum(e.amount for e in shown.entries)
             assert len(shown.entries) == len(recorded.entries)  # type: ignore[attr-defined]
     assert_serial_and_rebuilt(setup)
+
+
+# ------------------------------------------------------------------ in-process
+
+
+def test_parties_accepting_in_threads_are_decided_again_after_a_version_conflict(
+    database_url: str,
+) -> None:
+    """Threads of one process (no HTTP in between): the appends really collide, every round.
+
+    Both acceptances of each agreement are recorded, the loser's decided again
+    on the winner's version; an amendment (never decided again) that loses
+    gets the conflict, naming the agreement and the versions.
+    """
+    build_world(database_url)
+    parties = ["ann-law", "bob-tax"]
+    setup = [command("agreement.proposed", agreement=f"a-{i}", kind="referral",
+                     parties=parties, terms=FEE_TERMS) for i in range(4)]  # fmt: skip
+    with Store(Database.parse(database_url)) as store:
+        Ledger(store).execute(*setup)
+    commands = [
+        command("agreement.accepted", agreement=f"a-{i}", party=party, actor=party)
+        for i in range(4)
+        for party in ("ann-law", "bob-tax")
+    ]
+    stores = [Store(Database.parse(database_url)) for _ in commands]
+    try:
+        results = in_threads(len(commands), lambda i: Ledger(stores[i]).execute(commands[i]))
+    finally:
+        for opened in stores:
+            opened.close()
+    assert [type(r).__name__ for r in results] == ["Outcome"] * len(commands), results
+    with Store(Database.parse(database_url)) as store:
+        for i in range(4):
+            events = store.stream(agreement_id(NET, f"a-{i}"))
+            assert [e.type for e in events] == ["agreement.proposed", *["agreement.accepted"] * 2]
+            assert Ledger(store).unit_of_work().agreement(NET, f"a-{i}", "agreement").status == (
+                "active"
+            )
+        # Amendments of one agreement at once: one wins, the others are refused
+        # with the conflict (their terms were chosen on a version now gone).
+        terms = [{**FEE_TERMS, "compensation": {"kind": "referral_fee", "amount": f"{300 + i}"}}
+                 for i in range(6)]  # fmt: skip
+        amendments = [command("agreement.amended", agreement="a-0", terms=t,
+                              accepted_by=["ann-law", "bob-tax"]) for t in terms]  # fmt: skip
+    stores = [Store(Database.parse(database_url)) for _ in amendments]
+    try:
+        results = in_threads(len(amendments), lambda i: Ledger(stores[i]).execute(amendments[i]))
+    finally:
+        for opened in stores:
+            opened.close()
+    won = [r for r in results if not isinstance(r, Exception)]
+    lost = [r for r in results if isinstance(r, Exception)]
+    assert len(won) >= 1
+    for error in lost:
+        assert isinstance(error, VersionConflict), error
+        assert error.field == "agreement"
+        assert "agreement 'a-0' was changed by another command at the same time" in error.reason
+    with Store(Database.parse(database_url)) as store:
+        amended = [
+            e for e in store.stream(agreement_id(NET, "a-0")) if e.type == "agreement.amended"
+        ]
+        assert len(amended) == len(won)
+
+
+def test_the_accounts_open_while_a_worker_follows_the_log(postgres_url: str) -> None:
+    """The follower's lock is not the accounts' table lock: serve starts beside a worker."""
+    from partnerledger.accounts import Accounts
+    from partnerledger.projection import _FOLLOWER
+
+    server = postgres_url.partition("?")[0]
+    with psycopg.connect(server, autocommit=True) as follower:
+        follower.execute("SELECT pg_advisory_lock(%s)", (_FOLLOWER,))  # a worker follows
+        opened = in_threads(1, lambda _: Accounts(Database.parse(postgres_url)), timeout=30)
+        [accounts] = opened
+        assert isinstance(accounts, Accounts), accounts
+        accounts.close()
