@@ -41,7 +41,11 @@ ROLES: tuple[Role, ...] = ("coordinator", "member", "auditor")
 MIN_PASSWORD = 10
 TOKEN_PREFIX = "plt_"  # noqa: S105  # marks a token, not a secret
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_LOCK = 0x70617276
+# PostgreSQL advisory lock taken while creating the tables: a key of its own.
+# 0x70617274 is the deliveries', 0x70617275 the views' tables' and 0x70617276
+# the one following worker's, held as long as it runs: sharing that one made
+# `serve` hang at startup beside a running `partnerledger worker`.
+_LOCK = 0x70617277
 
 _hasher = PasswordHasher()
 

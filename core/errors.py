@@ -57,6 +57,15 @@ class ConcurrencyConflict(DomainError):
     code = "conflict"
 
 
+class VersionConflict(ConcurrencyConflict):
+    """The append lost a race: an aggregate it extends got the same version from another writer.
+
+    Deciding the commands again on the new state is as good as sending them
+    again, which is why :meth:`partnerledger.Ledger.execute` retries these
+    (docs/operations.md, "Concurrent changes").
+    """
+
+
 class StoreUnavailable(DomainError):
     """The event store cannot be reached or used (bad URL, server down, locked file)."""
 

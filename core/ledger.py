@@ -9,8 +9,10 @@ nothing until :meth:`UnitOfWork.commit`.
 
 from __future__ import annotations
 
+import random
+import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -20,10 +22,19 @@ from uuid import UUID
 import msgspec
 
 from .commands import (
+    AgreementAmended,
     AgreementProposed,
     Command,
+    CreditReassigned,
+    MemberUpdated,
+    NetworkTiersSet,
+    PeriodClosed,
+    PluginConfigured,
     ReferralSent,
+    StatementClosed,
     SubjectErased,
+    TierDecided,
+    TierOverridden,
     content_digest,
     decode_command,
     derived_command_id,
@@ -42,7 +53,7 @@ from .domain import (
     network_id,
     referral_id,
 )
-from .errors import InvalidCommand, NotFound, from_validation_error
+from .errors import InvalidCommand, NotFound, VersionConflict, from_validation_error
 from .events import Event
 from .pluginmanager import Rules, load_rules
 from .privacy import Sealed, Vault, complete_erasure, has_plaintext, shown, subject_of
@@ -57,6 +68,38 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The store clock: timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+#: Commands that restate part of a record (new terms, a new profile, new
+#: settings, a tier) or were computed from the views (a period's close): the
+#: client chose their content knowing the version it read, so when another
+#: command changed the record first they are refused (409), never decided
+#: again on a version their author has not seen. Every other command is a
+#: step whose rule, checked again on the new version, is all it needs.
+NOT_RETRIED: frozenset[type[Command]] = frozenset(
+    {
+        AgreementAmended,
+        CreditReassigned,
+        MemberUpdated,
+        NetworkTiersSet,
+        PluginConfigured,
+        TierOverridden,
+        PeriodClosed,
+        TierDecided,
+        StatementClosed,
+    }
+)
+#: How many times :meth:`Ledger.execute` decides commands in all (the first
+#: time and the retries) before a version conflict reaches the caller.
+ATTEMPTS = 5
+
+#: The command field that names an aggregate of each kind (the field a conflict is on).
+_FIELD_OF_KIND = {"closing": "period"}
+
+
+def retry_safe(commands: Iterable[Command]) -> bool:
+    """Whether deciding the commands again on newer versions is what their author asked for."""
+    return not any(type(command) in NOT_RETRIED for command in commands)
 
 
 @cache
@@ -309,7 +352,10 @@ class UnitOfWork:
         erased: list[SubjectErased] = []
         for start in range(0, len(self.pending), size):
             batch = self.pending[start : start + size]
-            self._store.append(batch)
+            try:
+                self._store.append(batch)
+            except VersionConflict as error:
+                raise self._conflict(batch, error) from error
             written += len(batch)
             erased.extend(e.command for e in batch if isinstance(e.command, SubjectErased))
             if on_write is not None:
@@ -320,6 +366,31 @@ class UnitOfWork:
         for command in erased:
             complete_erasure(self, command.network, command.subject)
         return written
+
+    def _conflict(self, batch: Sequence[Event], error: VersionConflict) -> VersionConflict:
+        """The conflict named by the record another writer changed first (its field and version)."""
+        seen: set[UUID] = set()
+        for event in batch:
+            if event.originator_id in seen:
+                continue
+            seen.add(event.originator_id)
+            stored = self._store.stream(event.originator_id)
+            if len(stored) < event.originator_version:
+                continue  # not this one: nobody wrote the version we meant to write
+            route = ROUTES.get(type(event.command))
+            kind = route.aggregate.kind if route is not None else "record"
+            name = _FIELD_OF_KIND.get(kind, kind)
+            field = name if hasattr(event.command, name) else "command"
+            slug = getattr(event.command, name, None)
+            what = f"{kind} {slug!r}" if isinstance(slug, str) else f"the {kind}"
+            return VersionConflict(
+                field,
+                f"{what} was changed by another command at the same time (it is now at "
+                f"version {len(stored)}, this command was decided on version "
+                f"{event.originator_version - 1}); nothing was written, send it again to have "
+                "it decided on the new version",
+            )
+        return error  # the other writer's change is not visible (yet): the store's own words
 
 
 @dataclass
@@ -357,16 +428,36 @@ class Ledger:
         return self.execute_all(commands)
 
     def execute_all(self, commands: Iterable[Command]) -> Outcome:
-        """As :meth:`execute`, for an iterable of commands."""
-        work = self.unit_of_work()
-        outcome = Outcome()
-        for command in commands:
-            event = work.decide(command)
-            if event is None:
-                outcome.duplicates += 1
-        work.commit()
-        outcome.recorded = work.committed  # as stored: personal fields sealed
-        return outcome
+        """As :meth:`execute`, for an iterable of commands.
+
+        When another writer changed one of the same records first (a
+        :class:`~partnerledger.errors.VersionConflict`; nothing was written),
+        the commands are decided again on the new versions, up to
+        :data:`ATTEMPTS` times in all, unless one of them is in
+        :data:`NOT_RETRIED`: a retry that the rules still accept records
+        them (a command already recorded meanwhile is a duplicate), one they
+        refuse raises that refusal (e.g. the referral is now declined).
+        """
+        batch = list(commands)
+        retry = retry_safe(batch)
+        for attempt in range(1, ATTEMPTS + 1):
+            work = self.unit_of_work()
+            outcome = Outcome()
+            for command in batch:
+                event = work.decide(command)
+                if event is None:
+                    outcome.duplicates += 1
+            try:
+                work.commit()
+            except VersionConflict:
+                if not retry or attempt == ATTEMPTS:
+                    raise
+                # The others are writing now: let them finish (jittered, growing).
+                time.sleep(random.uniform(0.001, 0.01) * attempt)  # noqa: S311
+                continue
+            outcome.recorded = work.committed  # as stored: personal fields sealed
+            return outcome
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def history(self, aggregate_id: UUID) -> list[Event]:
         """Every event of one aggregate."""

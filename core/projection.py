@@ -298,12 +298,18 @@ class Projector:
                         (view.version, name),
                     )
                     self._drop(view)
-                view.create()
+            # Every tracking row before any view's CREATE ... IF NOT EXISTS: those lock
+            # the view's table even when it exists, and a process catching up holds
+            # tracking rows while it waits for the views' tables. Waiting for its rows
+            # while holding a table it wants deadlocked (two `close-period` at once).
+            for name, view in sorted(self.projections.items()):
                 self.db.execute(
                     f"INSERT INTO {self.db.table(TRACKING)} (name, version, position) "
                     "VALUES (?, ?, 0) ON CONFLICT DO NOTHING",
                     (name, view.version),
                 )
+            for view in self.projections.values():
+                view.create()
 
     def _stored(self) -> dict[str, tuple[int, int]]:
         _, rows = self.db.execute(f"SELECT name, version, position FROM {self.db.table(TRACKING)}")

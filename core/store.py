@@ -33,7 +33,7 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 
-from .errors import ConcurrencyConflict, StoreUnavailable
+from .errors import StoreUnavailable, VersionConflict
 from .events import Event, decode_event, encode_event
 
 DEFAULT_DATABASE = "partnerledger.db"
@@ -207,15 +207,16 @@ class Store:
     def append(self, events: Sequence[Event]) -> list[int]:
         """Append events in one transaction; returns their positions in the log.
 
-        Raises :class:`ConcurrencyConflict` (and writes nothing) when another
-        writer appended to one of the same aggregates first.
+        Raises :class:`~partnerledger.errors.VersionConflict` (a
+        ``ConcurrencyConflict``; nothing is written) when another writer
+        appended to one of the same aggregates first.
         """
         if not events:
             return []
         try:
             recordings = self._app.events.put(list(events))
         except IntegrityError as error:
-            raise ConcurrencyConflict(
+            raise VersionConflict(
                 "command",
                 "another command changed the same record at the same time; "
                 "nothing was written, try again",

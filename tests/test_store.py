@@ -206,7 +206,8 @@ def test_two_units_of_work_on_the_same_referral(
         log = list(store.read())
         with pytest.raises(ConcurrencyConflict) as caught:
             second.commit()
-        assert caught.value.field == "command"
+        assert caught.value.field == "referral"  # the record another command changed first
+        assert "'r1' was changed by another command" in caught.value.reason
         assert "nothing was written" in caught.value.reason
 
     assert list(store.read()) == log
