@@ -16,7 +16,7 @@ Points:
 * ``member``: an audit export has written members of its temporary archive.
 * ``renaming``: an audit export's archive is whole, not yet renamed into place.
 * ``batch``: a projection batch's rows are written, its transaction not committed
-  (batches of 500 events in this process).
+  (batches of 250 events in this process).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def main(argv: list[str]) -> None:
 
         defaults = Projector.__init__.__kwdefaults__
         assert defaults is not None
-        defaults["batch"] = 500
+        defaults["batch"] = 250
         import partnerledger.audit.witness
         import partnerledger.views  # every projection registered
 
