@@ -32,6 +32,7 @@ import contextlib
 import json
 import threading
 import time
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -55,6 +56,13 @@ TRACKING = "partnerledger_projections"
 BATCH = 2000
 _LOCK = 0x70617275  # PostgreSQL advisory lock taken while creating tables
 _FOLLOWER = 0x70617276  # PostgreSQL advisory lock held by the one worker following the log
+
+
+def follower_key(schema: str) -> tuple[int, int]:
+    """The follower lock of a schema: stores in two schemas of one database follow apart."""
+    return _FOLLOWER, zlib.crc32(schema.encode()) - 2**31  # a signed 32-bit integer
+
+
 #: Longest wait between two tries of a follower while the database is away (seconds).
 MAX_BACKOFF = 10.0
 
@@ -457,7 +465,10 @@ class Projector:
             while not stop.is_set():
                 try:
                     if backend is not None and backend.ensure() != locked:
-                        _, rows = backend.execute("SELECT pg_try_advisory_lock(?)", (_FOLLOWER,))
+                        _, rows = backend.execute(
+                            "SELECT pg_try_advisory_lock(CAST(? AS INTEGER), CAST(? AS INTEGER))",
+                            follower_key(backend.schema),
+                        )
                         if not rows[0][0]:
                             if not standing_by and on_standby is not None:
                                 on_standby()
@@ -482,7 +493,10 @@ class Projector:
         finally:
             if backend is not None and locked == backend.generation:
                 with contextlib.suppress(StoreUnavailable):
-                    backend.execute("SELECT pg_advisory_unlock(?)", (_FOLLOWER,))
+                    backend.execute(
+                        "SELECT pg_advisory_unlock(CAST(? AS INTEGER), CAST(? AS INTEGER))",
+                        follower_key(backend.schema),
+                    )
 
     def wait_until(self, position: int, timeout: float = 10.0) -> bool:
         """Wait (polling) until every view reflects ``position``; False on timeout."""

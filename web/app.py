@@ -20,14 +20,11 @@ import logging
 import os
 import pkgutil
 import secrets
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from eventsourcing.persistence import PersistenceError
 from litestar import Litestar, Request, Response, Router, get
 from litestar.config.csrf import CSRFConfig
 from litestar.enums import MediaType
@@ -48,6 +45,7 @@ from partnerledger.errors import StoreUnavailable
 from partnerledger.store import Database, unavailable
 
 from .api import ApiDocument
+from .api_common import DRIVER_ERRORS, RETRY_AFTER
 from .security import (
     PUBLIC,
     AuthMiddleware,
@@ -59,8 +57,6 @@ from .services import Services
 HERE = Path(__file__).parent
 SECRET_ENV = "PARTNERLEDGER_SECRET"  # noqa: S105  # the name of a variable
 SESSIONS_ENV = "PARTNERLEDGER_SESSIONS"
-#: Seconds a client is asked to wait (``Retry-After``) when the database is away.
-RETRY_AFTER = 5
 log = logging.getLogger("partnerledger.web")
 
 
@@ -153,7 +149,7 @@ def _unavailable(request: Request[Any, Any, Any], error: StoreUnavailable) -> Re
     log.warning("%s %s: %s", request.method, request.url.path, error)
     detail = f"{error.public}; nothing was written. Try again in a moment."
     headers = {"Retry-After": str(RETRY_AFTER)}
-    if _is_api(request):
+    if _is_api(request) or request.url.path == "/readyz":
         return _problem(
             request, 503, "Service unavailable", detail, headers,
             errors=[{"field": error.field, "reason": error.public, "code": error.code}],
@@ -246,10 +242,7 @@ def create_app(
             HTTPException: _http_error,
             DomainError: _domain_error,
             # never expected to escape unnamed, but if one does: 503, not a stack trace
-            PersistenceError: _driver_error,
-            psycopg.OperationalError: _driver_error,
-            psycopg.InterfaceError: _driver_error,
-            sqlite3.OperationalError: _driver_error,
+            **dict.fromkeys(DRIVER_ERRORS, _driver_error),
         },
         openapi_config=OpenAPIConfig(
             title="partnerledger API",
