@@ -215,7 +215,9 @@ def test_the_web_app_answers_503_while_postgresql_is_away_and_recovers_by_itself
             assert client.get("/healthz").status_code == 200  # the process itself answers
 
             proxy.restore()  # the server is back: the same app recovers, no restart
+            restored = time.monotonic()
             poll_until(lambda: client.get("/readyz").status_code == 200, timeout=30, every=0.2)
+            assert time.monotonic() - restored < 15  # no long back-off (RECONNECT_WINDOW)
             for _ in range(3):
                 assert web.get("/n/riverside/members").status_code == 200
                 assert client.get("/api/v1/networks/riverside/members", headers=api).is_success
