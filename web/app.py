@@ -154,9 +154,6 @@ def _unavailable(request: Request[Any, Any, Any], error: StoreUnavailable) -> Re
             request, 503, "Service unavailable", detail, headers,
             errors=[{"field": error.field, "reason": error.public, "code": error.code}],
         )  # fmt: skip
-    if request.headers.get("hx-request") == "true":
-        # htmx swaps only 2xx answers: say it where the page shows htmx errors.
-        headers["HX-Retarget"] = "body"
     return Template(
         media_type=MediaType.HTML,
         template_name="error.html",
