@@ -511,7 +511,14 @@ def _execute(payload: dict[str, Any], as_json: bool) -> None:
         err.print(f"Already recorded: {command.type} (nothing written)")
         return
     event = ledger.vault.reveal_events(outcome.recorded)[0]  # personal data is stored sealed
-    _state().catch_up()
+    try:
+        _state().catch_up()
+    except Fail as error:  # recorded: only the views are behind, and they catch up later
+        err.print(
+            f"Warning: recorded, but the views are not up to date ({error.message}); "
+            "they catch up with the next command or `partnerledger worker`",
+            markup=False,
+        )
     if as_json:
         sys.stdout.buffer.write(_event_json(store.last_position(), event) + b"\n")
     else:

@@ -60,7 +60,9 @@ def worker(poll: float, once: bool) -> None:
     Several workers (and web processes) may share one PostgreSQL database:
     each batch of events is taken by exactly one of them. On PostgreSQL one
     worker follows at a time; another started beside it stands by and takes
-    over when the first stops or dies (docs/deployment.md).
+    over when the first stops or dies (docs/deployment.md). When the database
+    goes away the worker says so, tries again with growing pauses (up to 10 s)
+    and carries on when it is back (docs/operations.md).
     """
     state = _state()
     try:
@@ -77,6 +79,12 @@ def worker(poll: float, once: bool) -> None:
                     on_standby=lambda: err.print(
                         "Another worker is following this database: standing by to take over"
                     ),
+                    on_error=lambda error, delay: err.print(
+                        f"Database unavailable ({error.reason}); trying again in {delay:.1f} s",
+                        markup=False,
+                        highlight=False,
+                    ),
+                    on_recovered=lambda: err.print("Database back: following the log again"),
                 )
             except KeyboardInterrupt:
                 stop.set()

@@ -67,9 +67,17 @@ class VersionConflict(ConcurrencyConflict):
 
 
 class StoreUnavailable(DomainError):
-    """The event store cannot be reached or used (bad URL, server down, locked file)."""
+    """The event store cannot be reached or used (bad URL, server down, locked file, full disk).
+
+    ``reason`` names the database; ``public`` says what went wrong without its
+    address (what a web page shows).
+    """
 
     code = "store_unavailable"
+
+    def __init__(self, field: str, reason: str, *, public: str | None = None) -> None:
+        super().__init__(field, reason)
+        self.public = public or "the database is not available right now"
 
 
 _AT_PATH = re.compile(r"^(?P<reason>.*?) - at `\$(?P<path>[^`]*)`$")

@@ -28,9 +28,11 @@ aggregate up to date while it reads, and hands projections a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -38,7 +40,7 @@ from typing import Any, ClassVar
 
 from .commands import command_type
 from .domain import ROUTES, Network, network_id
-from .errors import InvalidCommand
+from .errors import InvalidCommand, StoreUnavailable
 from .events import Event
 from .ledger import utc_now
 from .pluginmanager import Rules
@@ -54,6 +56,15 @@ TRACKING = "partnerledger_projections"
 BATCH = 2000
 _LOCK = 0x70617275  # PostgreSQL advisory lock taken while creating tables
 _FOLLOWER = 0x70617276  # PostgreSQL advisory lock held by the one worker following the log
+
+
+def follower_key(schema: str) -> tuple[int, int]:
+    """The follower lock of a schema: stores in two schemas of one database follow apart."""
+    return _FOLLOWER, zlib.crc32(schema.encode()) - 2**31  # a signed 32-bit integer
+
+
+#: Longest wait between two tries of a follower while the database is away (seconds).
+MAX_BACKOFF = 10.0
 
 
 def chunks(events: Iterator[tuple[int, Event]], size: int) -> Iterator[list[tuple[int, Event]]]:
@@ -429,33 +440,69 @@ class Projector:
         stop: threading.Event,
         poll: float = 0.2,
         on_standby: Callable[[], None] | None = None,
+        *,
+        on_error: Callable[[StoreUnavailable, float], None] | None = None,
+        on_recovered: Callable[[], None] | None = None,
+        max_backoff: float = MAX_BACKOFF,
     ) -> None:
         """Catch up, then keep catching up every ``poll`` seconds until ``stop`` is set.
 
         On PostgreSQL only one follower writes the views at a time: it holds a
         session advisory lock for as long as it runs. Another follower stands
-        by (``on_standby`` is called once) and takes over when the lock is
-        released, which PostgreSQL does when the holder's connection ends, a
-        killed worker's included. The tracking positions make the takeover
-        exact: the new follower resumes at the last committed batch.
+        by (``on_standby`` is called when it starts standing by) and takes over
+        when the lock is released, which PostgreSQL does when the holder's
+        connection ends, a killed worker's included. The tracking positions
+        make the takeover exact: the new follower resumes at the last
+        committed batch.
+
+        When the database goes away (a restart, a locked file) the follower
+        does not stop: ``on_error(error, delay)`` is called, it waits ``delay``
+        (doubling from ``poll``, at most ``max_backoff`` seconds) and tries
+        again; ``on_recovered`` is called when a catch-up works again. A batch
+        cut off halfway was rolled back, so it is read again, and counted
+        once. The lock went with the lost connection: the follower takes it
+        again on the new one (or stands by if another follower took it).
         """
-        if isinstance(self.db, PostgresBackend):
-            told = False
-            while not stop.is_set():
-                _, rows = self.db.execute("SELECT pg_try_advisory_lock(?)", (_FOLLOWER,))
-                if rows[0][0]:
-                    break
-                if not told and on_standby is not None:
-                    on_standby()
-                told = True
-                stop.wait(max(poll, 0.5))
+        backend = self.db if isinstance(self.db, PostgresBackend) else None
+        locked = 0  # the connection generation that holds the lock (0: none)
+        standing_by = False
+        delay = 0.0
         try:
             while not stop.is_set():
-                if self.catch_up() == 0:
+                try:
+                    if backend is not None and backend.ensure() != locked:
+                        _, rows = backend.execute(
+                            "SELECT pg_try_advisory_lock(CAST(? AS INTEGER), CAST(? AS INTEGER))",
+                            follower_key(backend.schema),
+                        )
+                        if not rows[0][0]:
+                            if not standing_by and on_standby is not None:
+                                on_standby()
+                            standing_by = True
+                            stop.wait(max(poll, 0.5))
+                            continue
+                        standing_by = False
+                        locked = backend.generation
+                    handled = self.catch_up()
+                except StoreUnavailable as error:
+                    delay = min(max_backoff, delay * 2 if delay else max(poll, 0.1))
+                    if on_error is not None:
+                        on_error(error, delay)
+                    stop.wait(delay)
+                    continue
+                if delay:
+                    delay = 0.0
+                    if on_recovered is not None:
+                        on_recovered()
+                if handled == 0:
                     stop.wait(poll)
         finally:
-            if isinstance(self.db, PostgresBackend):
-                self.db.execute("SELECT pg_advisory_unlock(?)", (_FOLLOWER,))
+            if backend is not None and locked == backend.generation:
+                with contextlib.suppress(StoreUnavailable):
+                    backend.execute(
+                        "SELECT pg_advisory_unlock(CAST(? AS INTEGER), CAST(? AS INTEGER))",
+                        follower_key(backend.schema),
+                    )
 
     def wait_until(self, position: int, timeout: float = 10.0) -> bool:
         """Wait (polling) until every view reflects ``position``; False on timeout."""

@@ -12,6 +12,7 @@ database.
 from __future__ import annotations
 
 import json
+import select
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -23,7 +24,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from .errors import StoreUnavailable
-from .store import Database
+from .store import Database, unavailable
 
 Rows = list[tuple[Any, ...]]
 
@@ -88,7 +89,7 @@ class SqlBackend(ABC):
 
     def unavailable(self, error: Exception) -> StoreUnavailable:
         """The error to raise for a failed statement."""
-        return StoreUnavailable("database", f"{self.database.describe()}: {error}")
+        return unavailable(self.database, error)
 
     @abstractmethod
     def close(self) -> None:
@@ -106,7 +107,9 @@ class SQLiteBackend(SqlBackend):
     def __init__(self, database: Database) -> None:
         super().__init__(database)
         try:
-            self.conn = sqlite3.connect(database.path, timeout=10, isolation_level=None)
+            self.conn = sqlite3.connect(
+                database.path, timeout=database.timeout(), isolation_level=None
+            )
             self.conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.Error as error:
             raise self.unavailable(error) from error
@@ -163,18 +166,62 @@ class PostgresBackend(SqlBackend):
     def __init__(self, database: Database) -> None:
         super().__init__(database)
         self.schema = database.schema or "public"
+        #: How many connections were opened: a new one after the server went away has
+        #: lost what the old one held (a session advisory lock: see Projector.follow).
+        self.generation = 0
+        self._depth = 0  # transactions open (nested ones are savepoints)
+        self.conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        database = self.database
         try:
-            self.conn = psycopg.connect(
+            conn = psycopg.connect(
                 host=database.host,
                 port=database.port,
                 user=database.user,
                 password=database.password,
                 dbname=database.dbname,
-                connect_timeout=5,
+                connect_timeout=max(1, round(database.timeout())),
                 autocommit=True,
             )
         except psycopg.Error as error:
             raise self.unavailable(error) from error
+        self.generation += 1
+        return conn
+
+    def ensure(self) -> int:
+        """Reconnect if the server closed the connection; returns the connection's generation."""
+        try:
+            self._live()
+        except psycopg.Error as error:
+            raise self.unavailable(error) from error
+        return self.generation
+
+    def _live(self) -> psycopg.Connection[Any]:
+        """The connection, opened again when the server closed it (a restart, an outage).
+
+        An idle connection has nothing to read unless the server said goodbye
+        (or closed the socket): then it is checked with an empty statement,
+        and replaced when dead. Inside a transaction nothing is replaced: the
+        transaction fails, and the next statement after it reconnects.
+        """
+        conn = self.conn
+        if self._depth:
+            return conn
+        if not conn.closed and not conn.broken:
+            try:
+                readable, _, _ = select.select([conn.fileno()], [], [], 0)
+            except (OSError, ValueError, psycopg.Error):
+                readable = [True]
+            if readable:
+                try:
+                    conn.execute("")
+                except psycopg.Error:
+                    conn.close()
+        if conn.closed or conn.broken:
+            conn.close()
+            self.conn = conn = self._connect()
+        return conn
 
     def table(self, name: str) -> str:
         quoted = self.schema.replace('"', '""')
@@ -182,7 +229,7 @@ class PostgresBackend(SqlBackend):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[int, Rows]:
         try:
-            with self.conn.cursor() as cursor:
+            with self._live().cursor() as cursor:
                 cursor.execute(sql.replace("?", "%s"), tuple(params))
                 rows = cursor.fetchall() if cursor.description else []
                 return cursor.rowcount, rows
@@ -193,7 +240,7 @@ class PostgresBackend(SqlBackend):
         if not rows:
             return
         try:
-            with self.conn.cursor() as cursor:
+            with self._live().cursor() as cursor:
                 cursor.executemany(sql.replace("?", "%s"), rows)
         except psycopg.Error as error:
             raise self.unavailable(error) from error
@@ -201,8 +248,12 @@ class PostgresBackend(SqlBackend):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         try:
-            with self.conn.transaction():
-                yield
+            with self._live().transaction():
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
         except psycopg.Error as error:
             raise self.unavailable(error) from error
 

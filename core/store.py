@@ -13,8 +13,10 @@ for PostgreSQL, with an optional ``?schema=name``.
 
 from __future__ import annotations
 
+import math
 import os
 import random
+import sqlite3
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -38,6 +40,13 @@ from .events import Event, decode_event, encode_event
 
 DEFAULT_DATABASE = "partnerledger.db"
 DATABASE_ENV = "PARTNERLEDGER_DATABASE"
+#: Seconds to wait for the database (a locked SQLite file, a PostgreSQL connection).
+TIMEOUT_ENV = "PARTNERLEDGER_DB_TIMEOUT"
+#: The waits when ``PARTNERLEDGER_DB_TIMEOUT`` is unset.
+DEFAULT_TIMEOUTS = {"sqlite": 10.0, "postgresql": 5.0}
+#: Seconds the PostgreSQL pool keeps trying to replace a lost connection before it gives
+#: up; the next request then tries again at once (so recovery never waits long).
+RECONNECT_WINDOW = 5.0
 #: Largest page read from the notification log at once.
 PAGE = 2000
 
@@ -94,24 +103,46 @@ class Database:
         schema = f" (schema {self.schema})" if self.schema else ""
         return f"PostgreSQL {self.user}@{self.host}:{self.port}/{self.dbname}{schema}"
 
+    def timeout(self) -> float:
+        """Seconds to wait for the database: a SQLite file's lock, a PostgreSQL connection.
+
+        ``PARTNERLEDGER_DB_TIMEOUT`` when set, else 10 s for SQLite and 5 s for PostgreSQL.
+        """
+        raw = os.environ.get(TIMEOUT_ENV, "").strip()
+        if not raw:
+            return DEFAULT_TIMEOUTS[self.kind]
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0 < value <= 3600:
+            raise StoreUnavailable(
+                "database", f"{TIMEOUT_ENV} must be a number of seconds (0-3600), not {raw!r}"
+            )
+        return value
+
     def env(self) -> dict[str, str]:
         """The ``eventsourcing`` settings for this database."""
+        seconds = str(max(1, math.ceil(self.timeout())))  # the library wants whole seconds
         if self.kind == "sqlite":
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 # a batch in one executemany (see recorders.py)
                 "APPLICATION_RECORDER_TOPIC": "partnerledger.recorders:BatchSQLiteRecorder",
                 "SQLITE_DBNAME": self.path,
-                "SQLITE_LOCK_TIMEOUT": "10",
+                "SQLITE_LOCK_TIMEOUT": seconds,
             }
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            # fails fast while the server is away (see recorders.py)
+            "APPLICATION_RECORDER_TOPIC": "partnerledger.recorders:FailFastPostgresRecorder",
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password,
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            # how long a request waits for a pooled connection
+            "POSTGRES_CONNECT_TIMEOUT": seconds,
             "POSTGRES_LOCK_TIMEOUT": "10",
         }
         if self.schema:
@@ -148,8 +179,27 @@ class _LedgerApplication(Application[UUID]):
         return EventMapper()
 
 
-def _unavailable(database: Database, error: Exception) -> StoreUnavailable:
-    return StoreUnavailable("database", f"{database.describe()}: {error}")
+def unavailable(database: Database, error: BaseException) -> StoreUnavailable:
+    """The :class:`StoreUnavailable` for an error of the database, naming it.
+
+    The reason names the database and gives the driver's first line
+    ("database is locked", "connection refused"...); ``public`` says the
+    same without the database's address, for web pages.
+    """
+    cause = " ".join(str(error).split("\n", 1)[0].split()) or type(error).__name__
+    found: BaseException | None = error
+    while found is not None and not isinstance(found, sqlite3.Error):
+        found = found.__cause__
+    name = getattr(found, "sqlite_errorname", "")
+    if name.startswith("SQLITE_IOERR"):  # e.g. a write refused: no space, a file size limit
+        cause = f"{cause} ({name}: the file could not be written; is the disk full?)"
+    public = "the database is not available right now"
+    if database.kind == "sqlite":
+        public = f"{public} ({cause})"  # "database is locked", "database or disk is full"
+    return StoreUnavailable("database", f"{database.describe()}: {cause}", public=public)
+
+
+_unavailable = unavailable
 
 
 def _open(database: Database, env: dict[str, str]) -> _LedgerApplication:
@@ -159,7 +209,7 @@ def _open(database: Database, env: dict[str, str]) -> _LedgerApplication:
     for attempt in range(_OPEN_ATTEMPTS):
         try:
             return _LedgerApplication(env=env)
-        except (PersistenceError, OSError) as error:
+        except (PersistenceError, OSError, sqlite3.Error) as error:
             # Drop the half-built application's frames: they hold its
             # connection pool (and its threads) alive as long as the error lives.
             traceback.clear_frames(error.__traceback__)
@@ -185,6 +235,10 @@ class Store:
         env = {key: "" for key in os.environ if key.startswith(("POSTGRES_", "SQLITE_"))}
         env.update(database.env())
         self._app = _open(database, env)
+        datastore = getattr(self._app.recorder, "datastore", None)
+        pool = getattr(datastore, "pool", None)
+        if pool is not None:  # PostgreSQL: see RECONNECT_WINDOW
+            pool.reconnect_timeout = RECONNECT_WINDOW
 
     def close(self) -> None:
         """Release connections."""

@@ -20,6 +20,7 @@ from litestar.response import Redirect, Template
 
 from partnerledger import DomainError
 from partnerledger.accounts import MIN_PASSWORD
+from partnerledger.errors import StoreUnavailable
 
 from .pages import FormErrors, page, read_form
 from .security import SESSION_USER, admin_guard, current_user, rotate_session, services_of
@@ -124,6 +125,8 @@ async def create_token(request: Request[Any, Any, Any]) -> Template:
     form = await read_form(request)
     try:
         secret, _ = accounts.create_token(user.id, str(form.get("name", "")))
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return page(
             request, "tokens.html", tokens=accounts.tokens(user.id), created=None,
@@ -190,6 +193,8 @@ async def admin_create_network(request: Request[Any, Any, Any]) -> Any:
             services.run([command])
         if coordinator is not None:
             services.accounts.grant(coordinator.id, command.network, "coordinator")
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _admin_page(request, 422, errors=FormErrors.of(error).fields, values=form)
     return Redirect(path="/admin")
@@ -213,6 +218,8 @@ async def admin_grant_role(request: Request[Any, Any, Any]) -> Any:
             services.accounts.check_new_user(email, name, password)
             found = services.accounts.create_user(email, name, password)
         services.accounts.grant(found.id, network, str(form.get("role", "")), member)
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _admin_page(request, 422, errors=FormErrors.of(error).fields, values=form)
     return Redirect(path="/admin")

@@ -34,7 +34,7 @@ from partnerledger import DomainError
 from partnerledger.commands import PROGRAM, AgreementAmended, AgreementProposed, Terms
 from partnerledger.domain import Agreement
 from partnerledger.domain.agreement import LIVE
-from partnerledger.errors import InvalidCommand
+from partnerledger.errors import InvalidCommand, StoreUnavailable
 
 from .pages import NAV, NavItem, page, read_form
 from .referrals import Errors, acting_member, new_id, see_other, show_money, show_time
@@ -438,6 +438,8 @@ async def propose_agreement(request: Request[Any, Any, Any], network: FromPath[s
             "pilot": _compact({"days": pilot_days, "goals": goals}) if pilot_days else None,
         }
         services.execute(fields, current_user(request))
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         form["parties"] = parties
         errors = _errors("propose", error, PROPOSE_FIELDS)
@@ -581,6 +583,8 @@ async def change_agreement(
         elif action == "terminate":
             fields["reason"] = str(form.get("reason", "")).strip()
         services.execute(fields, current_user(request))
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _detail_page(
             request, network, found.slug, errors=_errors(action, error, known),

@@ -20,12 +20,15 @@ import inspect
 import logging
 import re
 import secrets
+import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 import msgspec
+import psycopg
+from eventsourcing.persistence import PersistenceError
 from litestar import Request, Response, get, patch, post
 from litestar.exceptions import (
     HTTPException,
@@ -39,12 +42,13 @@ from litestar.openapi.spec import OpenAPIFormat
 from litestar.params import QueryParameter
 from litestar.types import ExceptionHandlersMap
 
-from partnerledger import DomainError
+from partnerledger import Database, DomainError
 from partnerledger.accounts import Grant
 from partnerledger.commands import Command, derived_command_id
 from partnerledger.domain import ROUTES as _RULES  # not `ROUTES`: create_app collects those
-from partnerledger.errors import InvalidCommand
+from partnerledger.errors import InvalidCommand, StoreUnavailable
 from partnerledger.events import Event
+from partnerledger.store import unavailable
 from partnerledger.types import CommandId, Text
 
 from .security import current_user, network_guard, services_of
@@ -157,7 +161,12 @@ _STATUS = {
 }
 
 
-def problem(status: int, detail: str, errors: Iterable[FieldError] = ()) -> Response[Any]:
+def problem(
+    status: int,
+    detail: str,
+    errors: Iterable[FieldError] = (),
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
     """A problem details response."""
     body = Problem(
         title=_TITLES.get(status, "Error"),
@@ -165,10 +174,39 @@ def problem(status: int, detail: str, errors: Iterable[FieldError] = ()) -> Resp
         detail=detail,
         errors=list(errors),
     )
-    return Response(content=msgspec.to_builtins(body), status_code=status, media_type=PROBLEM_JSON)
+    return Response(
+        content=msgspec.to_builtins(body),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+#: Seconds a client is asked to wait (``Retry-After``) when the database is away.
+RETRY_AFTER = 5
+#: Errors of the database drivers, should one escape unnamed: the database is away.
+DRIVER_ERRORS = (
+    PersistenceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+)
+
+
+def unavailable_problem(request: Request[Any, Any, Any], error: StoreUnavailable) -> Response[Any]:
+    """503: the database is away (restarting, locked, full); nothing was written.
+
+    The detail says so without the database's address; the log has it all.
+    """
+    _log.warning("%s %s: %s", request.method, request.url.path, error)
+    detail = f"{error.public}; nothing was written. Try again in a moment."
+    field = FieldError(field=error.field, reason=error.public, code=error.code)
+    return problem(503, detail, [field], {"Retry-After": str(RETRY_AFTER)})
 
 
 def _domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
+    if isinstance(error, StoreUnavailable):
+        return unavailable_problem(request, error)
     status = _STATUS.get(error.code, 422)
     # Not found is 404 only for the resource the path names; an unknown
     # member named in a body field is invalid input.
@@ -230,6 +268,10 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
 
 
 def _server_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    if isinstance(error, DRIVER_ERRORS):
+        services = getattr(request.app.state, "services", None)
+        database = services.database if services is not None else Database.parse(None)
+        return unavailable_problem(request, unavailable(database, error))
     # The client learns nothing of the internals; the log keeps the traceback.
     _log.error("%s %s failed", request.method, request.url.path, exc_info=error)
     return problem(500, "Something went wrong on our side.")

@@ -17,6 +17,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from partnerledger import DomainError
 from partnerledger.commands import Contact, MemberStatus, Period, Tier
 from partnerledger.domain import Member, Network
+from partnerledger.errors import StoreUnavailable
 from partnerledger.types import CommandId, Name, Slug
 
 from .api_common import (
@@ -97,6 +98,8 @@ async def list_networks(
     for slug in sorted(current_user(request).grants):
         try:
             found.append(network_out(request, services(request).network(slug)))
+        except StoreUnavailable:
+            raise
         except DomainError:  # a role in a network that is not (yet) in the log
             continue
     items, following = slice_page(found, cursor, limit)

@@ -23,6 +23,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from partnerledger import DomainError
 from partnerledger.domain import Referral, referral_id
 from partnerledger.domain.referral import ReferralStatus
+from partnerledger.errors import StoreUnavailable
 from partnerledger.types import Currency, Name, Slug, Text
 from partnerledger.views.trail import entities, trail
 
@@ -129,6 +130,8 @@ def record_events(request: Request[Any, Any, Any], network: str, entity: str) ->
     """A record's events from the audit trail view."""
     try:
         found = trail(services(request).db, network, entity)
+    except StoreUnavailable:
+        raise
     except DomainError:  # the view has not read the record yet
         return []
     return [
@@ -152,6 +155,8 @@ def record_positions(
     """The network's records of one kind (referral, agreement): (first position, id), in order."""
     try:
         found = entities(services(request).db, network, kind=kind)
+    except StoreUnavailable:
+        raise
     except DomainError:  # the view has not read the network yet
         return []
     return sorted((e.first_position, e.entity.partition(":")[2]) for e in found)

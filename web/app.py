@@ -16,6 +16,7 @@ is exempt), and the guards of :mod:`partnerledger.web.security`.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import pkgutil
 import secrets
@@ -40,9 +41,11 @@ from litestar.stores.file import FileStore
 from litestar.template.config import TemplateConfig
 
 from partnerledger import DomainError, __version__
-from partnerledger.store import Database
+from partnerledger.errors import StoreUnavailable
+from partnerledger.store import Database, unavailable
 
 from .api import ApiDocument
+from .api_common import DRIVER_ERRORS, RETRY_AFTER
 from .security import (
     PUBLIC,
     AuthMiddleware,
@@ -54,6 +57,7 @@ from .services import Services
 HERE = Path(__file__).parent
 SECRET_ENV = "PARTNERLEDGER_SECRET"  # noqa: S105  # the name of a variable
 SESSIONS_ENV = "PARTNERLEDGER_SESSIONS"
+log = logging.getLogger("partnerledger.web")
 
 
 def _areas() -> list[Any]:
@@ -71,6 +75,16 @@ def _areas() -> list[Any]:
 def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok", "version": __version__}
+
+
+@get("/readyz", operation_id="ready", include_in_schema=False, sync_to_thread=False)
+def readyz(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """Readiness: the process answers and its database does (503 when it is away)."""
+    services = request.app.state.services
+    services.store.last_position()  # the event store's pool
+    services.accounts.db.execute("SELECT 1")  # and our own connections
+    services.projector.db.execute("SELECT 1")
+    return {"status": "ready", "version": __version__}
 
 
 def _is_api(request: Request[Any, Any, Any]) -> bool:
@@ -130,7 +144,36 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     )
 
 
+def _unavailable(request: Request[Any, Any, Any], error: StoreUnavailable) -> Response[Any]:
+    """503: the database is away (restarting, locked, full). Nothing was written."""
+    log.warning("%s %s: %s", request.method, request.url.path, error)
+    detail = f"{error.public}; nothing was written. Try again in a moment."
+    headers = {"Retry-After": str(RETRY_AFTER)}
+    if _is_api(request) or request.url.path == "/readyz":
+        return _problem(
+            request, 503, "Service unavailable", detail, headers,
+            errors=[{"field": error.field, "reason": error.public, "code": error.code}],
+        )  # fmt: skip
+    return Template(
+        media_type=MediaType.HTML,
+        template_name="error.html",
+        context={"status": 503, "title": "Service unavailable", "detail": detail,
+                 "user": request.scope.get("user")},
+        status_code=503,
+        headers=headers,
+    )  # fmt: skip
+
+
+def _driver_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    """A database driver's error that escaped without being named: the database is away."""
+    services = getattr(request.app.state, "services", None)
+    database = services.database if services is not None else Database.parse(None)
+    return _unavailable(request, unavailable(database, error))
+
+
 def _domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
+    if isinstance(error, StoreUnavailable):
+        return _unavailable(request, error)
     status = {"not_found": 404, "already_exists": 409, "conflict": 409,
               "store_unavailable": 503}.get(error.code, 422)  # fmt: skip
     if _is_api(request):
@@ -180,7 +223,7 @@ def create_app(
     )
     session_config = RotatingSessionConfig(store="sessions", max_age=8 * 3600, samesite="lax")
     return Litestar(
-        route_handlers=[healthz, *_areas(), static],
+        route_handlers=[healthz, readyz, *_areas(), static],
         lifespan=[lifespan],
         stores={"sessions": FileStore(session_dir)},
         before_send=[add_security_headers],
@@ -195,6 +238,8 @@ def create_app(
             NotAuthorizedException: _unauthorized,
             HTTPException: _http_error,
             DomainError: _domain_error,
+            # never expected to escape unnamed, but if one does: 503, not a stack trace
+            **dict.fromkeys(DRIVER_ERRORS, _driver_error),
         },
         openapi_config=OpenAPIConfig(
             title="partnerledger API",

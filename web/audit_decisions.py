@@ -23,6 +23,7 @@ from litestar.response import Template
 
 from partnerledger import DomainError
 from partnerledger.audit.decisions import STATUSES, check_store, summary
+from partnerledger.errors import StoreUnavailable
 from partnerledger.periods import Calendar
 from partnerledger.views import standings as standings_view
 
@@ -66,6 +67,8 @@ async def decisions_page(
             chosen = calendar.parse(period)
             if chosen not in closed:
                 problem, status_code = f"period {chosen.name} is not closed", 422
+        except StoreUnavailable:
+            raise
         except DomainError as error:
             problem, status_code, chosen = error.reason, 422, None
     checks = []

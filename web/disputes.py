@@ -47,7 +47,7 @@ from partnerledger.disputes import (
     parse_subject,
 )
 from partnerledger.domain import referral_id
-from partnerledger.errors import InvalidCommand, NotFound
+from partnerledger.errors import InvalidCommand, NotFound, StoreUnavailable
 from partnerledger.evidence import MAX_BYTES, EvidenceStore, plain_media_type
 from partnerledger.views import ledger as ledger_view
 
@@ -163,6 +163,8 @@ def _list(
     chosen = status or None
     try:
         found = dispute_records(services.db, network, status=chosen, member=me)
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         problem, status_code = error.reason, 422
         found = dispute_records(services.db, network, member=me)
@@ -171,6 +173,8 @@ def _list(
         try:
             kind, subject = parse_subject(on)
             prefill.update(subject_kind=kind, subject=subject)
+        except StoreUnavailable:
+            raise
         except DomainError as error:
             problem, status_code = error.reason, 422
     members = services.members(network)
@@ -226,6 +230,8 @@ async def raise_dispute(request: Request[Any, Any, Any], network: FromPath[str])
     me = acting_member(request, network)
     try:
         form, uploads = await _read(request)
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _list(request, network, errors=Errors.of("raise", error, RAISE_FIELDS),
                      values={}, status_code=422)  # fmt: skip
@@ -241,6 +247,8 @@ async def raise_dispute(request: Request[Any, Any, Any], network: FromPath[str])
                 texts=[_text(form, "evidence_text")], uploads=uploads,
                 actor=current_user(request).email, at=datetime.now(UTC),
             )  # fmt: skip
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _list(request, network, errors=Errors.of("raise", error, RAISE_FIELDS),
                      values=form, status_code=422)  # fmt: skip
@@ -339,6 +347,8 @@ async def comment_dispute(
     me = acting_member(request, network)
     try:
         form, uploads = await _read(request)
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _detail(request, network, dispute, status_code=422,
                        errors=Errors.of("comment", error, COMMENT_FIELDS))  # fmt: skip
@@ -349,6 +359,8 @@ async def comment_dispute(
                 texts=[_text(form, "evidence_text")], uploads=uploads,
                 actor=current_user(request).email, at=datetime.now(UTC),
             )  # fmt: skip
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _detail(request, network, dispute, values=form, status_code=422,
                        errors=Errors.of("comment", error, COMMENT_FIELDS))  # fmt: skip
@@ -382,6 +394,8 @@ async def withdraw_dispute(
                 network=network, dispute=dispute, by=me, reason=_text(form, "reason") or None,
                 actor=current_user(request).email, at=datetime.now(UTC),
             )  # fmt: skip
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _detail(request, network, dispute, values=form, status_code=422,
                        errors=Errors.of("withdraw", error, ("reason",)))  # fmt: skip
@@ -425,6 +439,8 @@ async def resolve_dispute(
                 reverse=[r for r in _texts(form, "reverse_entry") if r],
                 actor=current_user(request).email, at=datetime.now(UTC),
             )  # fmt: skip
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _detail(request, network, dispute, values=form, status_code=422,
                        errors=Errors.of("resolve", error, RESOLVE_FIELDS))  # fmt: skip

@@ -20,6 +20,7 @@ from litestar.response import Redirect, Template
 
 from partnerledger import DomainError
 from partnerledger.domain import Network
+from partnerledger.errors import StoreUnavailable
 
 from .dashboard import latest_standings
 from .pages import NAV, NavItem, page, read_form
@@ -154,6 +155,8 @@ async def set_tiers(request: Request[Any, Any, Any], network: FromPath[str]) -> 
     fields = {"type": "network.tiers_set", "network": network, "tiers": tuple(tiers)}
     try:
         services.execute(fields, current_user(request))
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _ladder_page(
             request, network, rows=rows, errors=_errors(error, origin), status_code=422

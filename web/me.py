@@ -37,7 +37,7 @@ from litestar.response import Redirect, Template
 from partnerledger import DomainError
 from partnerledger.delivery import Deliveries
 from partnerledger.domain import Network
-from partnerledger.errors import NotFound
+from partnerledger.errors import NotFound, StoreUnavailable
 from partnerledger.periods import Calendar, Period
 from partnerledger.pluginmanager import Rules
 from partnerledger.projection import Networks
@@ -384,6 +384,8 @@ async def my_standing(
             current = picked[0] if picked else None
         except NotFound:
             current = None
+        except StoreUnavailable:
+            raise
         except DomainError as error:
             errors = {"period": error.reason}
     elif past:
@@ -464,6 +466,8 @@ async def my_statements(
     if period:
         try:
             chosen = calendar.parse(period)
+        except StoreUnavailable:
+            raise
         except DomainError as error:
             errors = {"period": error.reason}
     elif mine:

@@ -21,7 +21,7 @@ from litestar.response import Redirect, Template
 
 from partnerledger import DomainError
 from partnerledger.domain import Member
-from partnerledger.errors import NotFound
+from partnerledger.errors import NotFound, StoreUnavailable
 from partnerledger.views.asof import Cut
 from partnerledger.views.scorecards import scorecards
 from partnerledger.views.standings import history
@@ -112,6 +112,8 @@ async def invite_member(request: Request[Any, Any, Any], network: FromPath[str])
     }
     try:
         services.execute(fields, current_user(request))
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _members_page(
             request, network, errors=_invite_errors(error), values=values, status_code=422
@@ -228,6 +230,8 @@ async def _change_status(
         fields["reason"] = reason
     try:
         services.execute(fields, current_user(request))
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         name = f"{action}_reason" if error.field == "reason" else action
         return _member_page(

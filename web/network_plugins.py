@@ -30,7 +30,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from partnerledger import DomainError
-from partnerledger.errors import NotFound
+from partnerledger.errors import NotFound, StoreUnavailable
 from partnerledger.pluginmanager import Rules, plugin_version
 
 from .pages import NAV, NavItem, page, read_form
@@ -374,6 +374,8 @@ async def _switch(request: Request[Any, Any, Any], network: str, plugin: str, ki
         services.execute(
             {"type": kind, "network": network, "plugin": plugin}, current_user(request)
         )
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         reason = error.reason if error.field == "plugin" else f"{error.field}: {error.reason}"
         return _plugins_page(request, network, errors={plugin: reason}, status_code=422)
@@ -480,6 +482,8 @@ async def configure_plugin(
             kind = "plugin.configured" if enabled else "plugin.enabled"
             fields_in = {"type": kind, "network": network, "plugin": plugin, "settings": settings}
             services.execute(fields_in, current_user(request))
+        except StoreUnavailable:
+            raise
         except DomainError as error:
             errors = _errors(error, fields)
     if errors:

@@ -34,6 +34,7 @@ from litestar.response import Template
 from partnerledger import DomainError
 from partnerledger.closing import close_period, plan_close, what_if
 from partnerledger.domain import Network
+from partnerledger.errors import StoreUnavailable
 from partnerledger.periods import Calendar, Period
 from partnerledger.rules import TierChoice
 from partnerledger.sql import SqlBackend
@@ -148,6 +149,8 @@ def _standings_of(
             chosen = Calendar.of(found).containing(cut.business)
         else:
             chosen = pick_period(found, periods, period)
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         problem, chosen, status_code = error.reason, periods[0], 422
     rules = db.rules if isinstance(db, AsOfViews) else services.ledger.rules
@@ -221,6 +224,8 @@ def _close_page(request: Request[Any, Any, Any], network: str, period: str, *, r
             plan, _ = plan_close(
                 services.ledger, services.projector, network, period, actor=user.email, at=now
             )
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         services.network(network)  # an unknown network is a 404 first
         return page(
@@ -303,6 +308,8 @@ async def override_tier(
     }
     try:
         services.execute(fields, current_user(request))
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         errors = Errors.of("override", error, OVERRIDE_FIELDS)
         return _standings(request, network, period, errors=errors, posted=form, status_code=422)
@@ -324,6 +331,8 @@ async def what_if_page(
     services.network(network)
     try:
         found = what_if(services.ledger, services.projector, network, period)
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return page(
             request,

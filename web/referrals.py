@@ -43,6 +43,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from partnerledger import DomainError
+from partnerledger.errors import StoreUnavailable
 from partnerledger.privacy import ERASED, Vault, erase_subject
 from partnerledger.views.trail import TRAIL
 
@@ -358,6 +359,8 @@ async def send_referral(request: Request[Any, Any, Any], network: FromPath[str])
     }
     try:
         services.execute(fields, current_user(request))
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _respond(request, network, Errors.of("send", error, SEND_FIELDS), form)
     return _respond(request, network, None, {})
@@ -403,6 +406,8 @@ async def move_referral(
         fields["currency"] = services.network(network).currency
     try:
         services.execute(fields, current_user(request))
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         errors = Errors.of(f"{referral}:{action}", error, names)
         return _respond(request, network, errors, form)
@@ -423,6 +428,8 @@ async def _erase_customer(request: Request[Any, Any, Any], network: str, referra
     reason = str(form.get("reason", "")).strip()
     try:
         erase_subject(services.ledger, network, found.subject, actor=user.email, reason=reason)
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _respond(request, network, Errors.of(f"{referral}:erase", error, ("reason",)), form)
     if services.inline:
@@ -456,6 +463,8 @@ async def report_tyfcb(request: Request[Any, Any, Any], network: FromPath[str]) 
     }
     try:
         services.execute(fields, current_user(request))
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _respond(request, network, Errors.of("tyfcb", error, TYFCB_FIELDS), form)
     return _respond(request, network, None, {})

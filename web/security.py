@@ -41,7 +41,7 @@ from partnerledger.accounts import User
 from .services import Services
 
 #: Paths that need no sign-in.
-PUBLIC = ("/login", "/static", "/schema", "/healthz", "/favicon.ico")
+PUBLIC = ("/login", "/static", "/schema", "/healthz", "/readyz", "/favicon.ico")
 SESSION_USER = "user_id"
 
 

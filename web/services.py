@@ -15,6 +15,7 @@ serialises writes anyway.
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -25,13 +26,14 @@ from partnerledger import DomainError, Ledger, Store
 from partnerledger.accounts import Accounts, User
 from partnerledger.commands import Command, convert_command
 from partnerledger.domain import Network
-from partnerledger.errors import NotFound, from_validation_error
+from partnerledger.errors import NotFound, StoreUnavailable, from_validation_error
 from partnerledger.events import Event
 from partnerledger.projection import Projector
 from partnerledger.store import Database
 
 #: ``worker``: leave the views to ``partnerledger worker`` (default ``inline``).
 VIEWS_ENV = "PARTNERLEDGER_VIEWS"
+log = logging.getLogger("partnerledger.web")
 
 
 class Services:
@@ -103,22 +105,36 @@ class Services:
     def execute(self, fields: dict[str, Any], user: User) -> Event | None:
         """Decide and record one command; ``None`` when it was already recorded."""
         outcome = self.ledger.execute(self.command(fields, user))
-        if self.inline:
-            self.projector.catch_up()
+        self._after_write()
         return outcome.recorded[0] if outcome.recorded else None
 
     def run(self, commands: list[Command]) -> list[Event]:
         """Record several commands, all or nothing."""
         outcome = self.ledger.execute(*commands)
-        if self.inline:
-            self.projector.catch_up()
+        self._after_write()
         return outcome.recorded
+
+    def _after_write(self) -> None:
+        """Bring the views up to date after a recorded command, when this process keeps them.
+
+        The command is recorded whatever happens here: if the database went
+        away just now, the views catch up with the next request (or the
+        worker), and the answer still says what was recorded.
+        """
+        if not self.inline:
+            return
+        try:
+            self.projector.catch_up()
+        except StoreUnavailable as error:
+            log.warning("recorded, but the views are not up to date: %s", error)
 
 
 def ensure_network(services: Services, slug: str) -> Network:
     """The network, or NotFound on ``network``."""
     try:
         return services.network(slug)
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         raise NotFound("network", error.reason) from error
 

@@ -26,7 +26,7 @@ from litestar.response import Template
 
 from partnerledger import DomainError
 from partnerledger.domain import Network
-from partnerledger.errors import InvalidCommand, NotFound
+from partnerledger.errors import InvalidCommand, NotFound, StoreUnavailable
 from partnerledger.periods import Calendar, Period
 from partnerledger.sql import SqlBackend
 from partnerledger.views import ledger as ledger_view
@@ -147,6 +147,8 @@ def _page_of(
     rows: list[tuple[Any, Decimal]] = []
     try:
         chosen = pick_period(found, periods, period)
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         problem, chosen, status_code = error.reason, periods[0], 422
     if chosen_member is not None and chosen_member not in names:
@@ -267,6 +269,8 @@ async def record_payout(request: Request[Any, Any, Any], network: FromPath[str])
     period = str(form.get("period", "")).strip() or None
     try:
         services.execute(fields, current_user(request))
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         return _page(
             request, network, member or None, period, posted=form, status_code=422,

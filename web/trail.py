@@ -29,7 +29,7 @@ from litestar.response import Template
 
 from partnerledger import DomainError
 from partnerledger.commands import COMMAND_TYPES
-from partnerledger.errors import InvalidCommand
+from partnerledger.errors import InvalidCommand, StoreUnavailable
 from partnerledger.sql import SqlBackend
 from partnerledger.views.asof import Cut
 from partnerledger.views.trail import PARTIES, entities, entity_id, parse_entity, trail
@@ -143,6 +143,8 @@ def _trail_page(
     status = 200
     try:
         parse_entity(chosen)
+    except StoreUnavailable:
+        raise
     except DomainError as error:
         errors["entity"] = error.reason
     if allowed is not None and "entity" not in errors and chosen not in allowed:
@@ -154,6 +156,8 @@ def _trail_page(
     for name, text, end in (("since", since, False), ("until", until, True)):
         try:
             bounds[name] = parse_time(text, name, end=end)
+        except StoreUnavailable:
+            raise
         except DomainError as error:
             errors[name] = error.reason
     rows: list[Any] = []
@@ -164,6 +168,8 @@ def _trail_page(
                 actor=(actor or "").strip() or None, since=bounds["since"],
                 until=bounds["until"], search=search or None, after=after or 0, limit=PAGE + 1,
             )  # fmt: skip
+        except StoreUnavailable:
+            raise
         except DomainError as error:
             errors[error.field if error.field in ("entity", "type") else "entity"] = error.reason
             status = 404 if error.code == "not_found" else 422
@@ -173,6 +179,8 @@ def _trail_page(
     rows = rows[:PAGE]
     try:
         known = entities(db, network)
+    except StoreUnavailable:
+        raise
     except DomainError:
         known = []
     if allowed is not None:
