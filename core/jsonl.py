@@ -13,14 +13,15 @@ export → import into an empty store → export gives a byte-identical file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, runtime_checkable
 
 import msgspec
 
-from .commands import decode_command, encode_command
-from .errors import DomainError, from_validation_error
+from .commands import decode_command, encode_command, unencodable
+from .errors import DomainError, InvalidCommand, from_validation_error
 from .ledger import Ledger
 from .store import Store
 
@@ -145,7 +146,7 @@ def import_lines(
         try:
             event = work.decide(decode_command(text), checked=True)
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
-            problem = from_validation_error(error)
+            problem = _problem(error, text)
             report.rejected.append(
                 LineError(number, problem.field, problem.reason, problem.code, _text(text))
             )
@@ -167,6 +168,23 @@ def import_lines(
     work.commit(batch_size, on_write=on_write)
     report.written = True
     return report
+
+
+def _problem(error: msgspec.DecodeError, text: bytes) -> InvalidCommand:
+    """The field and reason of a line that does not decode.
+
+    JSON that only msgspec refuses (an escaped lone surrogate, ``"\\ud800"``,
+    is JSON but no Unicode) is read again to name the field that holds it.
+    """
+    if not isinstance(error, msgspec.ValidationError):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        found = unencodable(data) if data is not None else None
+        if found is not None:
+            return InvalidCommand(*found)
+    return from_validation_error(error)
 
 
 def _text(raw: bytes) -> str:
