@@ -32,11 +32,12 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -139,16 +140,51 @@ class _Fenced:
         return guarded
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+class _DaemonPool:
+    """A small pool of daemon threads that run plugin calls under a time limit.
+
+    Not :class:`~concurrent.futures.ThreadPoolExecutor`: its threads are
+    joined when the interpreter exits, so one hung plugin would keep a
+    finished CLI command from ever exiting. Threads start as calls need them,
+    up to ``size``; a call waits in the queue when all are busy.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], dict[str, Any]]]
+        self._queue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(self, function: Callable[..., Any], arguments: dict[str, Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._idle:
+                self._idle -= 1  # an idle thread takes it
+            elif self._threads < self._size:
+                self._threads += 1
+                name = f"partnerledger-plugin-{self._threads}"
+                threading.Thread(target=self._work, name=name, daemon=True).start()
+        self._queue.put((future, function, arguments))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, function, arguments = self._queue.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = function(**arguments)
+                except BaseException as error:  # handed to the caller, who may be gone
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+            del future, function, arguments  # a late result is dropped here, unread
+            with self._lock:
+                self._idle += 1
 
 
-def _shared_pool() -> ThreadPoolExecutor:
-    global _pool  # one pool per process, made on first use
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="partnerledger-plugin")
-        return _pool
+_pool = _DaemonPool(POOL_THREADS)
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
@@ -341,7 +377,7 @@ class Rules:
         if isinstance(arguments.get("referrals"), list):
             arguments["referrals"] = list(arguments["referrals"])  # the caller's list stays its own
         started = time.perf_counter()
-        future: Future[Any] = _shared_pool().submit(function, **arguments)
+        future = _pool.submit(function, arguments)
         try:
             value = future.result(timeout=self.timeout)
         except FutureTimeout:

@@ -13,6 +13,7 @@ in seconds.
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 import textwrap
 import threading
@@ -515,3 +516,44 @@ def test_the_api_answers_502_naming_the_plugin(
         }
     ]
     assert last_position(world) == before
+
+
+def test_a_process_exits_although_a_hung_plugin_thread_still_runs(tmp_path: Path) -> None:
+    """The pool's threads are daemons: a finished command never waits for a hung plugin."""
+    script = tmp_path / "hang.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import time
+            from decimal import Decimal
+            from datetime import UTC, datetime
+            from partnerledger import hookimpl
+            from partnerledger.pluginmanager import PluginFailed, load_rules
+            from partnerledger.rules import Activity, Window
+
+            class Stuck:
+                NAME = "stuck"
+
+                @hookimpl
+                def partnerledger_score(self):
+                    time.sleep(60)
+
+            rules = load_rules(builtins=[Stuck()], env={"PARTNERLEDGER_PLUGINS": "",
+                                                        "PARTNERLEDGER_PLUGIN_TIMEOUT": "0.2"})
+            start = datetime(2025, 1, 1, tzinfo=UTC)
+            activity = Activity(network="n", member="m", currency="USD",
+                                window=Window(start=start, end=start))
+            try:
+                rules.score(activity, {"stuck": None})
+            except PluginFailed as error:
+                print(error.reason)
+            """
+        )
+    )
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "plugin 'stuck' timed out after 0.2 s in partnerledger_score"
+    assert time.perf_counter() - started < 10  # not the plugin's 60 s
