@@ -243,9 +243,12 @@ def import_(
 def _count_lines(file: IO[bytes]) -> int | None:
     if not file.seekable():
         return None
-    count = sum(1 for _ in file)
+    count, last = 0, b"\n"
+    for chunk in iter(lambda: file.read(1 << 20), b""):  # chunks: a line may be huge
+        count += chunk.count(b"\n")
+        last = chunk[-1:]
     file.seek(0)
-    return count
+    return count + (last != b"\n")
 
 
 def _print_report(report: ImportReport, as_json: bool) -> None:

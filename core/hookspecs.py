@@ -16,6 +16,12 @@ decision with the plugin's name and version.
 returns something other than ``None`` decides; return ``None`` to let the
 next one try. *Collections*: every enabled plugin contributes; ``None`` or
 an empty list means "nothing from me".
+
+A plugin that raises, returns another type than its hook's, or takes longer
+than ``PARTNERLEDGER_PLUGIN_TIMEOUT`` seconds fails with ``PluginFailed``
+naming it: the operation writes nothing, except where a hook below says the
+plugin is skipped instead (notify). See docs/plugins.md, "When a plugin
+misbehaves".
 """
 
 from __future__ import annotations

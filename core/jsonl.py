@@ -13,14 +13,15 @@ export → import into an empty store → export gives a byte-identical file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, runtime_checkable
 
 import msgspec
 
-from .commands import decode_command, encode_command
-from .errors import DomainError, from_validation_error
+from .commands import decode_command, encode_command, unencodable
+from .errors import DomainError, InvalidCommand, from_validation_error
 from .ledger import Ledger
 from .store import Store
 
@@ -28,6 +29,10 @@ from .store import Store
 IMPORT_BATCH = 1000
 #: Bad lines kept in the report.
 REPORT_LIMIT = 50
+#: The longest line an import reads (1 MiB); a longer one is refused, naming it.
+MAX_LINE_BYTES = 1024 * 1024
+#: How much of an over-long line the report keeps.
+_SHOWN_OF_LONG = 1000
 
 Progress = Callable[[int], None]
 
@@ -81,9 +86,32 @@ class ImportReport:
         }
 
 
+@runtime_checkable
+class _Readable(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def bounded_lines(file: _Readable, limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a binary file, never holding more than ``limit`` bytes of one.
+
+    An over-long line comes out as its first ``limit + 1`` bytes (so it is
+    recognised as too long); the rest of it is read and dropped.
+    """
+    while True:
+        line = file.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            while True:  # skip to the end of the line, a chunk at a time
+                rest = file.readline(limit + 1)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield line
+
+
 def import_lines(
     ledger: Ledger,
-    lines: Iterable[bytes],
+    lines: Iterable[bytes] | _Readable,
     *,
     skip_invalid: bool = False,
     on_line: Progress | None = None,
@@ -93,21 +121,32 @@ def import_lines(
     """Validate every line, then (if all are good, or ``skip_invalid``) record them.
 
     ``on_line(n)`` is called as lines are checked and ``on_write(n)`` as events
-    are written, with the number done since the last call.
+    are written, with the number done since the last call. A file is read a
+    line at a time; a line longer than :data:`MAX_LINE_BYTES` is refused
+    (field ``-``) without being read into memory whole.
     """
     report = ImportReport()
     work = ledger.unit_of_work()
-    for number, raw in enumerate(lines, start=1):
+    source = bounded_lines(lines) if isinstance(lines, _Readable) else lines
+    for number, raw in enumerate(source, start=1):
         report.lines = number
         if on_line is not None:
             on_line(1)
+        if len(raw) > MAX_LINE_BYTES:
+            reason = (
+                f"the line is longer than {MAX_LINE_BYTES:,} bytes (1 MiB), "
+                "the most a line may have"
+            )
+            shown = _text(raw[:_SHOWN_OF_LONG]) + "…"
+            report.rejected.append(LineError(number, "-", reason, "invalid", shown))
+            continue
         text = raw.strip()
         if not text:
             continue
         try:
             event = work.decide(decode_command(text), checked=True)
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
-            problem = from_validation_error(error)
+            problem = _problem(error, text)
             report.rejected.append(
                 LineError(number, problem.field, problem.reason, problem.code, _text(text))
             )
@@ -129,6 +168,23 @@ def import_lines(
     work.commit(batch_size, on_write=on_write)
     report.written = True
     return report
+
+
+def _problem(error: msgspec.DecodeError, text: bytes) -> InvalidCommand:
+    """The field and reason of a line that does not decode.
+
+    JSON that only msgspec refuses (an escaped lone surrogate, ``"\\ud800"``,
+    is JSON but no Unicode) is read again to name the field that holds it.
+    """
+    if not isinstance(error, msgspec.ValidationError):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        found = unencodable(data) if data is not None else None
+        if found is not None:
+            return InvalidCommand(*found)
+    return from_validation_error(error)
 
 
 def _text(raw: bytes) -> str:

@@ -5,7 +5,10 @@ schemathesis reads the OpenAPI document the app publishes at
 ones and invalid ones (wrong types, numbers out of range, odd text, far-off
 times, unknown fields), sent in-process to the ASGI app as riverside's
 coordinator in the small world of ``webkit``. Whatever the request, the
-answer is no server error: bad input is a 4xx problem document. The path
+answer is no server error (bad input is a 4xx problem document), and it is
+an answer the document promises: a documented status code, with its
+content type and headers, and a body that conforms to its schema
+(schemathesis's conformance checks, :data:`CHECKS`). The path
 names riverside and its members, referral and agreement most of the time,
 so that requests get past the 404 of an unknown record to the rules.
 
@@ -68,6 +71,14 @@ def _labels() -> list[str]:
 
 
 LABELS = _labels()
+#: schemathesis's checks run on every answer.
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +106,12 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Any:
             "parameters": {
                 f"path.{name}": {"dictionary": name, "probability": 0.9} for name in known
             },
-            "checks": {"enabled": False, "not_a_server_error": {"enabled": True}},
+            # No server error, and every answer is one the document promises: a
+            # documented status code, its content type, a body of its schema.
+            "checks": {
+                "enabled": False,
+                **{name: {"enabled": True} for name in CHECKS},
+            },
         }
     )
     schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app, config=config)

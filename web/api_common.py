@@ -147,9 +147,11 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    413: "Request too large",
     422: "Invalid input",
     429: "Too many requests",
     500: "Internal error",
+    502: "Plugin failed",
     503: "Service unavailable",
 }
 _STATUS = {
@@ -157,6 +159,9 @@ _STATUS = {
     "already_exists": 409,
     "invalid_transition": 409,
     "conflict": 409,
+    # A plugin of this server raised, returned the wrong type or timed out:
+    # the request may be fine, something the server relies on failed.
+    "plugin_failed": 502,
     "store_unavailable": 503,
 }
 
@@ -259,9 +264,25 @@ def _validation_error(request: Request[Any, Any, Any], error: ValidationExceptio
     return problem(422, detail, errors)
 
 
+def too_large(request: Request[Any, Any, Any]) -> str:
+    """What a 413 says: the limit of the route the body was sent to."""
+    try:
+        limit = request.route_handler.resolve_request_max_body_size()
+    except AttributeError:  # pragma: no cover - every route is an HTTP handler
+        limit = None
+    if not limit:
+        return "The request body is too large; nothing was written."
+    return (
+        f"The request body is larger than {limit:,} bytes ({limit / 1024 / 1024:g} MiB), "
+        "the most this operation accepts; nothing was written."
+    )
+
+
 def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     status = error.status_code
     detail = str(error.detail) if status < 500 else "Something went wrong on our side."
+    if status == 413:
+        return problem(status, too_large(request), [FieldError(field="body", reason="too large")])
     if isinstance(error.__cause__, SerializationException):  # the body does not decode
         return problem(status, detail, [FieldError(field="body", reason=detail)])
     return problem(status, detail)
@@ -291,7 +312,10 @@ _ERRORS = {
     403: "Your role in the network does not allow this, or you act for another business.",
     404: "No such network for you (or no such resource in it).",
     409: "The resource's state does not allow this (e.g. accepting a declined referral).",
+    413: "The body is larger than the operation's limit (1 MiB); nothing was written.",
     422: "Invalid input: `errors` names each field and the reason; nothing was written.",
+    502: "A plugin the network enabled failed (raised, returned the wrong type or timed "
+    "out); `errors` names it (field `plugin`, code `plugin_failed`); nothing was written.",
 }
 
 
@@ -370,7 +394,7 @@ def api_post(
             guards=[network_guard],
             opt=opt or {},
             status_code=201,
-            responses=_responses((401, 403, 404, 409, 422), repeat=True),
+            responses=_responses((401, 403, 404, 409, 413, 422, 502), repeat=True),
             response_description="Recorded: `event` is the new event of the log.",
         )(fn)
 

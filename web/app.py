@@ -45,7 +45,7 @@ from partnerledger.errors import StoreUnavailable
 from partnerledger.store import Database, unavailable
 
 from .api import ApiDocument
-from .api_common import DRIVER_ERRORS, RETRY_AFTER
+from .api_common import DRIVER_ERRORS, RETRY_AFTER, too_large
 from .security import (
     PUBLIC,
     AuthMiddleware,
@@ -117,12 +117,18 @@ def _problem(
 
 
 _TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-           409: "Conflict", 422: "Invalid input", 429: "Too many requests"}  # fmt: skip
+           409: "Conflict", 413: "Request too large", 422: "Invalid input",
+           429: "Too many requests", 502: "Plugin failed"}  # fmt: skip
+#: The largest request body (JSON, forms) a route takes unless it sets its own
+#: (dispute evidence uploads do: see web/disputes.py); larger is refused with 413.
+MAX_BODY = 1024 * 1024
 
 
 def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     status = error.status_code
     title = _TITLES.get(status, "Error")
+    if status == 413:
+        error = HTTPException(status_code=413, detail=too_large(request))
     if _is_api(request):
         extra = {"errors": error.extra} if isinstance(error.extra, list) else {}
         # The exception's headers too: a 405 says which methods are allowed (Allow).
@@ -174,7 +180,7 @@ def _driver_error(request: Request[Any, Any, Any], error: Exception) -> Response
 def _domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
     if isinstance(error, StoreUnavailable):
         return _unavailable(request, error)
-    status = {"not_found": 404, "already_exists": 409, "conflict": 409,
+    status = {"not_found": 404, "already_exists": 409, "conflict": 409, "plugin_failed": 502,
               "store_unavailable": 503}.get(error.code, 422)  # fmt: skip
     if _is_api(request):
         return _problem(
@@ -261,6 +267,7 @@ def create_app(
             ),
             security=[{"BearerToken": []}],
         ),
+        request_max_body_size=MAX_BODY,
         debug=debug,
     )
 
