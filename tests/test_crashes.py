@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -454,7 +455,10 @@ def test_an_export_killed_midway_leaves_no_bundle_that_is_not_whole(
         refused = run(database_url, "audit", "verify-bundle", str(leftover), code=1)
         assert "does NOT verify" in refused.output
         assert "not a bundle: the temporary file of an audit export" in refused.output
+    running_export = folder / f".bundle-{os.getpid()}-running"  # a live exporter's folder
+    running_export.mkdir()
+    (running_export / "events.jsonl").write_bytes(b"")
     again = run(database_url, *export)
     assert f"Wrote {target}" in again.output
-    assert leftovers(folder) == []  # the dead export's files are gone
+    assert leftovers(folder) == [running_export / "events.jsonl"]  # the dead export's are gone
     assert "The bundle verifies" in run(database_url, "audit", "verify-bundle", str(target)).output
