@@ -17,7 +17,7 @@ import os
 import random
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +35,7 @@ from eventsourcing.persistence import (
 
 from .errors import ConcurrencyConflict, StoreUnavailable
 from .events import Event, decode_event, encode_event
+from .recorders import BatchPostgresRecorder, BatchSQLiteRecorder
 
 DEFAULT_DATABASE = "partnerledger.db"
 DATABASE_ENV = "PARTNERLEDGER_DATABASE"
@@ -113,6 +114,8 @@ class Database:
             "POSTGRES_PASSWORD": self.password,
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_LOCK_TIMEOUT": "10",
+            # a batch with one binary COPY (see recorders.py)
+            "APPLICATION_RECORDER_TOPIC": "partnerledger.recorders:BatchPostgresRecorder",
         }
         if self.schema:
             env["POSTGRES_SCHEMA"] = self.schema
@@ -203,6 +206,46 @@ class Store:
         except PersistenceError as error:
             raise _unavailable(self.database, error) from error
         return [decode_event(row.state) for row in stored]
+
+    def streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[Event]]:
+        """Every event of each of these aggregates (one query per 500): id → events.
+
+        Aggregates without events are left out.
+        """
+        wanted = list(dict.fromkeys(originator_ids))
+        if not wanted:
+            return {}
+        recorder = self._app.recorder
+        assert isinstance(recorder, BatchSQLiteRecorder | BatchPostgresRecorder)
+        try:
+            rows = recorder.select_streams(wanted)
+        except PersistenceError as error:
+            raise _unavailable(self.database, error) from error
+        found: dict[UUID, list[Event]] = {}
+        for row in rows:
+            originator_id = row.originator_id
+            assert isinstance(originator_id, UUID)
+            found.setdefault(originator_id, []).append(decode_event(row.state))
+        return found
+
+    def append_stored(self, rows: Sequence[StoredEvent]) -> list[int]:
+        """Append rows already encoded (``EventMapper`` form) in one transaction.
+
+        The positions in the log are returned; errors as :meth:`append`.
+        """
+        if not rows:
+            return []
+        try:
+            ids = self._app.recorder.insert_events(list(rows))
+        except IntegrityError as error:
+            raise ConcurrencyConflict(
+                "command",
+                "another command changed the same record at the same time; "
+                "nothing was written, try again",
+            ) from error
+        except (OperationalError, PersistenceError) as error:
+            raise _unavailable(self.database, error) from error
+        return list(ids or [])
 
     def append(self, events: Sequence[Event]) -> list[int]:
         """Append events in one transaction; returns their positions in the log.
