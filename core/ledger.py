@@ -9,6 +9,7 @@ nothing until :meth:`UnitOfWork.commit`.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -90,6 +91,11 @@ class UnitOfWork:
         self._empty = False
         #: Decided events go to this file instead of :attr:`pending` (:meth:`spool_to_disk`).
         self._spool: Spool | None = None
+        #: Aggregate → where its last event decided here starts in the spool.
+        self._spooled: dict[UUID, int] = {}
+        #: With a spool, aggregates kept in memory at most (the oldest are dropped, then
+        #: read again from the store and the spool when needed).
+        self.keep = KEEP
         #: What the indexes below need of the events decided here and not committed,
         #: kept until the index is first built (then applied to it directly).
         self._journal: list[_Entry] = []
@@ -113,6 +119,9 @@ class UnitOfWork:
             events = self._streams.pop(aggregate_id, None)
             if events is None:
                 events = () if self._empty else self._store.stream(aggregate_id)
+            if self._spool is not None and aggregate_id in self._spooled:
+                # Dropped from memory earlier: what this unit of work decided is in the spool.
+                events = [*events, *self._spool.stream(self._spooled[aggregate_id])]
             found = None
             if events:
                 found = cls(aggregate_id)
@@ -313,7 +322,11 @@ class UnitOfWork:
             flags = SEAL if has_plaintext(command) else 0
             if isinstance(command, SubjectErased):
                 flags |= ERASURE
-            self._spool.add(event, flags)
+            self._spooled[target_id] = self._spool.add(
+                event, flags, self._spooled.get(target_id, -1)
+            )
+            if len(self._aggregates) > self.keep:
+                self._forget_oldest()
         else:
             self.pending.append(event)
         if isinstance(command, SubjectErased):
@@ -332,6 +345,12 @@ class UnitOfWork:
         """
         self._empty = self._store.last_position() == 0
         return self._empty
+
+    def _forget_oldest(self) -> None:
+        """Drop the older half of the aggregates in memory (they are read again when needed)."""
+        drop = len(self._aggregates) - self.keep // 2
+        for aggregate_id in list(itertools.islice(self._aggregates, drop)):
+            del self._aggregates[aggregate_id]
 
     def spool_to_disk(self) -> None:
         """Keep decided events in a temporary file until :meth:`commit`, not in memory.
@@ -451,13 +470,18 @@ class UnitOfWork:
             self._spool = None
         self.pending = []
         self._streams = {}
+        self._spooled = {}
 
     def _committed(self) -> None:
         # What the journal held is in the log now: an index built later reads it there.
         self._journal = []
         self._erasing = set()
+        self._spooled = {}
+        self._empty = False
 
 
+#: Aggregates a spooling unit of work keeps in memory at most (some 2 kB each).
+KEEP = 50_000
 #: The indexes' view of an event: (kind, network, member or subject, aggregate or referral).
 _Entry = tuple[str, str, str, UUID | str | None]
 #: Fields whose values never name another aggregate.

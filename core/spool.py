@@ -17,15 +17,16 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
-from .events import Event, encode_event
+from .events import Event, decode_event, encode_event
 
 #: The event has personal fields in the clear: sealed before it is written.
 SEAL = 1
 #: The event is a ``subject.erased``: its key is destroyed once it is written.
 ERASURE = 2
 
-# originator id, version, topic length, flags, state length
-_HEAD = struct.Struct("<16sqHBI")
+# originator id, version, offset of the same aggregate's previous event (-1: none),
+# topic length, flags, state length
+_HEAD = struct.Struct("<16sqqHBI")
 
 
 class Spool:
@@ -34,28 +35,64 @@ class Spool:
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile(prefix="partnerledger-import-")  # noqa: SIM115
         self.count = 0
+        self._end = 0
+        self._reading = False
 
-    def add(self, event: Event, flags: int = 0) -> None:
-        """Append one event (encoded here)."""
+    def add(self, event: Event, flags: int = 0, previous: int = -1) -> int:
+        """Append one event (encoded here); returns where it starts.
+
+        ``previous`` is where the same aggregate's previous event starts, so
+        that :meth:`stream` can read an aggregate's events back.
+        """
         state = encode_event(event)
         topic = event.type.encode()
-        self._file.write(
+        offset = self._end
+        record = (
             _HEAD.pack(
-                event.originator_id.bytes, event.originator_version, len(topic), flags, len(state)
+                event.originator_id.bytes,
+                event.originator_version,
+                previous,
+                len(topic),
+                flags,
+                len(state),
             )
+            + topic
+            + state
         )
-        self._file.write(topic)
-        self._file.write(state)
+        if self._reading:
+            self._file.seek(offset)
+            self._reading = False
+        self._file.write(record)
+        self._end += len(record)
         self.count += 1
+        return offset
+
+    def stream(self, last: int) -> list[Event]:
+        """The events of one aggregate, oldest first, given where its last one starts."""
+        self._file.flush()
+        self._reading = True
+        found: list[Event] = []
+        offset = last
+        while offset >= 0:
+            self._file.seek(offset)
+            _, _, previous, topic_length, _, state_length = _HEAD.unpack(
+                self._file.read(_HEAD.size)
+            )
+            self._file.seek(topic_length, 1)
+            found.append(decode_event(self._file.read(state_length)))
+            offset = previous
+        found.reverse()
+        return found
 
     def batches(self, size: int) -> Iterator[list[tuple[StoredEvent, int]]]:
         """The events in the order added, ``size`` at a time, with their flags."""
         self._file.flush()
         self._file.seek(0)
+        self._reading = True
         read = self._file.read
         batch: list[tuple[StoredEvent, int]] = []
         for _ in range(self.count):
-            raw_id, version, topic_length, flags, state_length = _HEAD.unpack(read(_HEAD.size))
+            raw_id, version, _, topic_length, flags, state_length = _HEAD.unpack(read(_HEAD.size))
             topic = read(topic_length).decode()
             state = read(state_length)
             batch.append(

@@ -19,6 +19,7 @@ import pytest
 
 from partnerledger import Database, Ledger, Store
 from partnerledger import jsonl as jsonl_module
+from partnerledger import ledger as ledger_module
 from partnerledger import spool as spool_module
 from partnerledger.commands import encode_command
 from partnerledger.demo import generate
@@ -247,3 +248,32 @@ def _command(line: bytes) -> Any:
     from partnerledger.commands import decode_command
 
     return decode_command(line)
+
+
+def test_aggregates_dropped_from_memory_are_read_again_from_the_store_and_the_spool(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = demo_lines()
+    # A bad line late in the file, judged against state that was dropped and read again:
+    # the last line converts a referral; converting it again (another value) is refused.
+    assert b'"referral.converted"' in lines[-1]
+    refused = lines[-1].replace(b'"deal_value":"', b'"deal_value":"1', 1)
+    with Store(Database.parse(str(tmp_path / "kept.db"))) as kept:
+        kept_ledger = Ledger(kept)
+        import_lines(kept_ledger, lines[:70])
+        whole = import_lines(kept_ledger, [*lines[50:], refused], skip_invalid=True)
+        expected = [_without_subject(r) for r in log_of(kept, kept_ledger)]
+    monkeypatch.setattr(ledger_module, "KEEP", 6)
+    monkeypatch.setattr(jsonl_module, "CHUNK", 16)
+    with Store(Database.parse(database_url)) as store:
+        ledger = Ledger(store)
+        first = import_lines(ledger, lines[:70])  # an empty store: from the spool only
+        second = import_lines(ledger, [*lines[50:], refused], skip_invalid=True)
+
+        assert first.recorded == 70
+        assert [e.field for e in whole.rejected] == ["referral"]
+        assert (second.recorded, second.duplicates) == (whole.recorded, whole.duplicates)
+        assert [(e.line, e.field) for e in second.rejected] == [
+            (e.line, e.field) for e in whole.rejected
+        ]
+        assert [_without_subject(r) for r in log_of(store, ledger)] == expected
