@@ -93,6 +93,8 @@ class UnitOfWork:
         self._spool: Spool | None = None
         #: Aggregate → where its last event decided here starts in the spool.
         self._spooled: dict[UUID, int] = {}
+        #: Network → the data subjects of the spooled events to seal.
+        self._to_seal: defaultdict[str, set[str]] = defaultdict(set)
         #: With a spool, aggregates kept in memory at most (the oldest are dropped, then
         #: read again from the store and the spool when needed).
         self.keep = KEEP
@@ -319,7 +321,10 @@ class UnitOfWork:
             if not self._index(entry):
                 self._journal.append(entry)
         if self._spool is not None:
-            flags = SEAL if has_plaintext(command) else 0
+            flags = 0
+            if has_plaintext(command) and subject is not None:
+                flags = SEAL
+                self._to_seal[command.network].add(subject)
             if isinstance(command, SubjectErased):
                 flags |= ERASURE
             self._spooled[target_id] = self._spool.add(
@@ -439,11 +444,16 @@ class UnitOfWork:
         written = 0
         erased: list[SubjectErased] = []
         try:
+            # Every key first, in one go (a key without its event is harmless).
+            keys = self.vault.create_keys(self._to_seal) if self._to_seal else {}
+            self._to_seal = defaultdict(set)
             for batch in spool.batches(batch_size or spool.count or 1):
                 rows = [row for row, _ in batch]
                 todo = [i for i, (_, flags) in enumerate(batch) if flags & SEAL]
                 if todo:
-                    sealed = self.vault.seal_events([decode_event(rows[i].state) for i in todo])
+                    sealed = self.vault.seal_events(
+                        [decode_event(rows[i].state) for i in todo], keys
+                    )
                     for i, event in zip(todo, sealed, strict=True):
                         rows[i] = _stored(event)
                 self._store.append_stored(rows)
@@ -471,6 +481,7 @@ class UnitOfWork:
         self.pending = []
         self._streams = {}
         self._spooled = {}
+        self._to_seal = defaultdict(set)
 
     def _committed(self) -> None:
         # What the journal held is in the log now: an index built later reads it there.
