@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
-from .commands import decode_command, encode_command, unencodable
+from .commands import Command, decode_command, encode_command, unencodable
 from .errors import DomainError, InvalidCommand, from_validation_error
 from .ledger import Ledger
 from .store import Store
@@ -120,54 +120,97 @@ def import_lines(
 ) -> ImportReport:
     """Validate every line, then (if all are good, or ``skip_invalid``) record them.
 
-    ``on_line(n)`` is called as lines are checked and ``on_write(n)`` as events
-    are written, with the number done since the last call. A file is read a
-    line at a time; a line longer than :data:`MAX_LINE_BYTES` is refused
-    (field ``-``) without being read into memory whole.
+    Streams: lines are read, decoded and decided a chunk at a time (the
+    streams of a chunk's aggregates read in one query, none at all when the
+    store is empty), and the decided events wait in a temporary file, not in
+    memory, until every line is checked. ``on_line(n)`` is called as lines
+    are checked and ``on_write(n)`` as events are written, with the number
+    done since the last call. A file is read a line at a time; a line longer
+    than :data:`MAX_LINE_BYTES` is refused (field ``-``) without being read
+    into memory whole.
     """
     report = ImportReport()
     work = ledger.unit_of_work()
+    work.spool_to_disk()
+    work.assume_empty()
     source = bounded_lines(lines) if isinstance(lines, _Readable) else lines
-    for number, raw in enumerate(source, start=1):
-        report.lines = number
-        if on_line is not None:
-            on_line(1)
-        if len(raw) > MAX_LINE_BYTES:
-            reason = (
-                f"the line is longer than {MAX_LINE_BYTES:,} bytes (1 MiB), "
-                "the most a line may have"
-            )
-            shown = _text(raw[:_SHOWN_OF_LONG]) + "…"
-            report.rejected.append(LineError(number, "-", reason, "invalid", shown))
-            continue
-        text = raw.strip()
-        if not text:
-            continue
-        try:
-            event = work.decide(decode_command(text), checked=True)
-        except (msgspec.ValidationError, msgspec.DecodeError) as error:
-            problem = _problem(error, text)
-            report.rejected.append(
-                LineError(number, problem.field, problem.reason, problem.code, _text(text))
-            )
-            continue
-        except DomainError as error:
-            report.rejected.append(
-                LineError(number, error.field, error.reason, error.code, _text(text))
-            )
-            continue
-        if event is None:
-            report.duplicates += 1
-        else:
-            report.recorded += 1
-    report.rejected_count = len(report.rejected)
-    if report.rejected and not skip_invalid:
-        report.recorded = 0
-        return report
-    # Seals personal fields (keys written first), then appends in transactions of batch_size.
-    work.commit(batch_size, on_write=on_write)
+    try:
+        for chunk in _chunks(enumerate(source, start=1), CHUNK):
+            decoded: list[tuple[int, bytes, Command | LineError]] = []
+            for number, raw in chunk:
+                if len(raw) > MAX_LINE_BYTES:
+                    reason = (
+                        f"the line is longer than {MAX_LINE_BYTES:,} bytes (1 MiB), "
+                        "the most a line may have"
+                    )
+                    shown = _text(raw[:_SHOWN_OF_LONG]) + "…"
+                    decoded.append((number, b"", LineError(number, "-", reason, "invalid", shown)))
+                    continue
+                text = raw.strip()
+                if not text:
+                    decoded.append((number, text, _BLANK))
+                    continue
+                try:
+                    decoded.append((number, text, decode_command(text)))
+                except (msgspec.ValidationError, msgspec.DecodeError) as error:
+                    problem = _problem(error, text)
+                    decoded.append(
+                        (
+                            number,
+                            text,
+                            LineError(
+                                number, problem.field, problem.reason, problem.code, _text(text)
+                            ),
+                        )
+                    )
+            work.prefetch(c for _, _, c in decoded if not isinstance(c, LineError))
+            for number, text, command in decoded:
+                report.lines = number
+                if on_line is not None:
+                    on_line(1)
+                if isinstance(command, LineError):
+                    if command is not _BLANK:
+                        report.rejected.append(command)
+                    continue
+                try:
+                    event = work.decide(command, checked=True)
+                except DomainError as error:
+                    report.rejected.append(
+                        LineError(number, error.field, error.reason, error.code, _text(text))
+                    )
+                    continue
+                if event is None:
+                    report.duplicates += 1
+                else:
+                    report.recorded += 1
+        work.prefetch(())
+        report.rejected_count = len(report.rejected)
+        if report.rejected and not skip_invalid:
+            report.recorded = 0
+            return report
+        # Seals personal fields (keys written first), then appends in transactions of batch_size.
+        work.commit(batch_size, on_write=on_write)
+    finally:
+        work.discard()
     report.written = True
     return report
+
+
+#: Lines decoded and their streams read ahead at a time.
+CHUNK = 1000
+_BLANK = LineError(0, "", "", "", "")
+T = TypeVar("T")
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _problem(error: msgspec.DecodeError, text: bytes) -> InvalidCommand:

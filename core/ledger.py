@@ -9,10 +9,12 @@ nothing until :meth:`UnitOfWork.commit`.
 
 from __future__ import annotations
 
+import itertools
 import random
+import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -20,6 +22,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
+from eventsourcing.persistence import StoredEvent
 
 from .commands import (
     AgreementAmended,
@@ -53,11 +56,12 @@ from .domain import (
     network_id,
     referral_id,
 )
-from .errors import InvalidCommand, NotFound, VersionConflict, from_validation_error
-from .events import Event
+from .errors import DomainError, InvalidCommand, NotFound, VersionConflict, from_validation_error
+from .events import Event, decode_event, encode_event
 from .pluginmanager import Rules, load_rules
 from .privacy import Sealed, Vault, complete_erasure, has_plaintext, shown, subject_of
 from .rules import Veto
+from .spool import ERASURE, SEAL, Spool
 from .store import Store
 from .types import OUT_OF_RANGE, in_range
 
@@ -124,11 +128,25 @@ class UnitOfWork:
         #: The keys of the data subjects: personal fields are sealed at commit.
         self.vault = vault if vault is not None else Vault(store.database)
         self._aggregates: dict[UUID, Aggregate | None] = {}
+        #: Streams read ahead (:meth:`prefetch`), not made into aggregates yet; () = none.
+        self._streams: dict[UUID, Sequence[Event]] = {}
+        #: Set by :meth:`assume_empty`: an aggregate not decided here has no events.
+        self._empty = False
+        #: Decided events go to this file instead of :attr:`pending` (:meth:`spool_to_disk`).
+        self._spool: Spool | None = None
+        #: Aggregate → where its last event decided here starts in the spool.
+        self._spooled: dict[UUID, int] = {}
+        #: Network → the data subjects of the spooled events to seal.
+        self._to_seal: defaultdict[str, set[str]] = defaultdict(set)
+        #: With a spool, aggregates kept in memory at most (the oldest are dropped, then
+        #: read again from the store and the spool when needed).
+        self.keep = KEEP
+        #: What the indexes below need of the events decided here and not committed,
+        #: kept until the index is first built (then applied to it directly).
+        self._journal: list[_Entry] = []
         self._parties: defaultdict[tuple[str, str], list[UUID]] | None = None
-        self._parties_seen = 0
         #: (network, subject) → (every referral, the referrals since its last erasure).
         self._subjects: dict[tuple[str, str], tuple[list[str], list[str]]] | None = None
-        self._subjects_seen = 0
         #: (network, subject) of the erasures decided here and not committed yet.
         self._erasing: set[tuple[str, str | None]] = set()
         #: The events the last commit appended, as stored (personal fields sealed).
@@ -143,7 +161,12 @@ class UnitOfWork:
         if aggregate_id in self._aggregates:
             found = self._aggregates[aggregate_id]
         else:
-            events = self._store.stream(aggregate_id)
+            events = self._streams.pop(aggregate_id, None)
+            if events is None:
+                events = () if self._empty else self._store.stream(aggregate_id)
+            if self._spool is not None and aggregate_id in self._spooled:
+                # Dropped from memory earlier: what this unit of work decided is in the spool.
+                events = [*events, *self._spool.stream(self._spooled[aggregate_id])]
             found = None
             if events:
                 found = cls(aggregate_id)
@@ -190,21 +213,11 @@ class UnitOfWork:
         if self._parties is None:
             self._parties = defaultdict(list)
             for _, event in self._store.read(topics=["agreement.proposed"]):
-                self._index_parties(event)
-            self._parties_seen = len(self.pending)
-            for event in self.pending:
-                self._index_parties(event)
-        for event in self.pending[self._parties_seen :]:
-            self._index_parties(event)
-        self._parties_seen = len(self.pending)
+                for entry in _entries(event):
+                    self._index(entry)
+            self._replay_journal("party")
         found = [self.load(Agreement, i) for i in self._parties.get((network, member), [])]
         return [agreement for agreement in found if agreement is not None]
-
-    def _index_parties(self, event: Event) -> None:
-        command = event.command
-        if isinstance(command, AgreementProposed) and self._parties is not None:
-            for party in command.parties:
-                self._parties[(command.network, party)].append(event.originator_id)
 
     def subject_referrals(
         self, network: str, subject: str, since_erasure: bool = False
@@ -217,25 +230,40 @@ class UnitOfWork:
         if self._subjects is None:
             self._subjects = {}
             for _, event in self._store.read(topics=["referral.sent", "subject.erased"]):
-                self._index_subject(event)
-            self._subjects_seen = 0
-        for event in self.pending[self._subjects_seen :]:
-            self._index_subject(event)
-        self._subjects_seen = len(self.pending)
+                for entry in _entries(event):
+                    self._index(entry)
+            self._replay_journal("sent", "erased")
         every, since = self._subjects.get((network, subject), ([], []))
         return list(since if since_erasure else every)
 
-    def _index_subject(self, event: Event) -> None:
-        command = event.command
+    def _replay_journal(self, *kinds: str) -> None:
+        kept: list[_Entry] = []
+        for entry in self._journal:
+            if entry[0] in kinds:
+                self._index(entry)
+            else:
+                kept.append(entry)
+        self._journal = kept
+
+    def _index(self, entry: _Entry) -> bool:
+        """Apply one entry to its index; ``False`` when that index is not built yet."""
+        kind, network, key, value = entry
+        if kind == "party":
+            if self._parties is None:
+                return False
+            assert isinstance(value, UUID)
+            self._parties[(network, key)].append(value)
+            return True
         if self._subjects is None:
-            return
-        if isinstance(command, ReferralSent) and command.subject is not None:
-            every, since = self._subjects.setdefault((command.network, command.subject), ([], []))
-            every.append(command.referral)
-            since.append(command.referral)
-        elif isinstance(command, SubjectErased):
-            every, since = self._subjects.setdefault((command.network, command.subject), ([], []))
+            return False
+        every, since = self._subjects.setdefault((network, key), ([], []))
+        if kind == "sent":
+            assert isinstance(value, str)
+            every.append(value)
+            since.append(value)
+        else:
             since.clear()
+        return True
 
     def reveal(self, network: str, value: str | Sealed | None, field: str = "customer") -> str:
         """A personal field as people read it: the text, ``[erased]``, or ``""`` for none."""
@@ -332,10 +360,97 @@ class UnitOfWork:
             command=command,  # type: ignore[arg-type]  # every Command subclass is in AnyCommand
         )
         target.apply(event)
-        self.pending.append(event)
+        for entry in _entries(event):
+            if not self._index(entry):
+                self._journal.append(entry)
+        if self._spool is not None:
+            flags = 0
+            if has_plaintext(command) and subject is not None:
+                flags = SEAL
+                self._to_seal[command.network].add(subject)
+            if isinstance(command, SubjectErased):
+                flags |= ERASURE
+            self._spooled[target_id] = self._spool.add(
+                event, flags, self._spooled.get(target_id, -1)
+            )
+            if len(self._aggregates) > self.keep:
+                self._forget_oldest()
+        else:
+            self.pending.append(event)
         if isinstance(command, SubjectErased):
             self._erasing.add((command.network, command.subject))
         return event
+
+    # -- Imports ----------------------------------------------------------
+
+    def assume_empty(self) -> bool:
+        """Read no stream when the store holds no events now; returns whether it was empty.
+
+        For a unit of work that starts on an empty store (a first import):
+        every aggregate it does not decide itself is new, so none is looked
+        up. A writer appending meanwhile makes the commit fail with
+        ConcurrencyConflict where it meets an aggregate of ours.
+        """
+        self._empty = self._store.last_position() == 0
+        return self._empty
+
+    def _forget_oldest(self) -> None:
+        """Drop the older half of the aggregates in memory (they are read again when needed)."""
+        drop = len(self._aggregates) - self.keep // 2
+        for aggregate_id in list(itertools.islice(self._aggregates, drop)):
+            del self._aggregates[aggregate_id]
+
+    def spool_to_disk(self) -> None:
+        """Keep decided events in a temporary file until :meth:`commit`, not in memory.
+
+        :attr:`pending` stays empty and :attr:`committed` is not filled.
+        """
+        if self._spool is None:
+            self._spool = Spool()
+
+    def prefetch(self, commands: Iterable[Command]) -> int:
+        """Read, in one query, the streams the commands are likely to look up; returns how many.
+
+        The targets and the network, members, referrals and agreements
+        their fields name. Forgets what the previous call read and no
+        :meth:`load` used. A stream missed here is read when looked up.
+        """
+        self._streams = {}
+        if self._empty:
+            return 0
+        wanted: dict[UUID, None] = {}
+        for command in commands:
+            for candidate in self._candidates(command):
+                if candidate not in self._aggregates:
+                    wanted[candidate] = None
+        if not wanted:
+            return 0
+        found = self._store.streams(wanted)
+        self._streams = {i: found.get(i, ()) for i in wanted}
+        return len(wanted)
+
+    def _candidates(self, command: Command) -> Iterator[UUID]:
+        network = command.network
+        yield network_id(network)
+        route = ROUTES.get(type(command))
+        if route is not None:
+            try:
+                target = route.key(command, derived_command_id(self.vault.prepare(command)))
+            except DomainError:  # decide reports it
+                target = None
+            if target is not None:
+                yield target
+        for name in command.__struct_fields__:
+            if name in _NOT_REFERENCES:
+                continue
+            value = getattr(command, name)
+            values = value if isinstance(value, list) else (value,)
+            for item in values:
+                if isinstance(item, str) and _SLUG.match(item):
+                    yield member_id(network, item)
+                    yield referral_id(network, item)
+                    if name == "agreement":
+                        yield agreement_id(network, item)
 
     def commit(self, batch_size: int = 0, on_write: Callable[[int], None] | None = None) -> int:
         """Append the pending events (all in one transaction, or in batches); returns the count.
@@ -346,6 +461,8 @@ class UnitOfWork:
         recorded is destroyed after its event is stored. ``on_write(n)`` is
         called after each batch with its size.
         """
+        if self._spool is not None:
+            return self._commit_spool(batch_size, on_write)
         self.pending = self.vault.seal_events(self.pending)
         written = 0
         size = batch_size or len(self.pending) or 1
@@ -361,8 +478,7 @@ class UnitOfWork:
             if on_write is not None:
                 on_write(len(batch))
         self.committed, self.pending = self.pending, []
-        self._subjects_seen = 0
-        self._erasing = set()
+        self._committed()
         for command in erased:
             complete_erasure(self, command.network, command.subject)
         return written
@@ -391,6 +507,91 @@ class UnitOfWork:
                 "it decided on the new version",
             )
         return error  # the other writer's change is not visible (yet): the store's own words
+
+    def _commit_spool(self, batch_size: int, on_write: Callable[[int], None] | None) -> int:
+        spool = self._spool
+        assert spool is not None
+        self._spool = None
+        written = 0
+        erased: list[SubjectErased] = []
+        try:
+            # Every key first, in one go (a key without its event is harmless).
+            keys = self.vault.create_keys(self._to_seal) if self._to_seal else {}
+            self._to_seal = defaultdict(set)
+            for batch in spool.batches(batch_size or spool.count or 1):
+                rows = [row for row, _ in batch]
+                todo = [i for i, (_, flags) in enumerate(batch) if flags & SEAL]
+                if todo:
+                    sealed = self.vault.seal_events(
+                        [decode_event(rows[i].state) for i in todo], keys
+                    )
+                    for i, event in zip(todo, sealed, strict=True):
+                        rows[i] = _stored(event)
+                self._store.append_stored(rows)
+                written += len(rows)
+                for row, flags in batch:
+                    if flags & ERASURE:
+                        command = decode_event(row.state).command
+                        assert isinstance(command, SubjectErased)
+                        erased.append(command)
+                if on_write is not None:
+                    on_write(len(rows))
+        finally:
+            spool.close()
+        self.committed = []
+        self._committed()
+        for command in erased:
+            complete_erasure(self, command.network, command.subject)
+        return written
+
+    def discard(self) -> None:
+        """Drop what was decided and not committed (and the spool's file)."""
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        self.pending = []
+        self._streams = {}
+        self._spooled = {}
+        self._to_seal = defaultdict(set)
+
+    def _committed(self) -> None:
+        # What the journal held is in the log now: an index built later reads it there.
+        self._journal = []
+        self._erasing = set()
+        self._spooled = {}
+        self._empty = False
+
+
+#: Aggregates a spooling unit of work keeps in memory at most (some 2 kB each).
+KEEP = 50_000
+#: The indexes' view of an event: (kind, network, member or subject, aggregate or referral).
+_Entry = tuple[str, str, str, UUID | str | None]
+#: Fields whose values never name another aggregate.
+_NOT_REFERENCES = frozenset(
+    {"type", "network", "actor", "occurred_at", "command_id", "name", "reason", "subject"}
+)
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}\Z")
+
+
+def _entries(event: Event) -> list[_Entry]:
+    command = event.command
+    if isinstance(command, AgreementProposed):
+        return [("party", command.network, p, event.originator_id) for p in command.parties]
+    if isinstance(command, ReferralSent) and command.subject is not None:
+        return [("sent", command.network, command.subject, command.referral)]
+    if isinstance(command, SubjectErased):
+        return [("erased", command.network, command.subject, None)]
+    return []
+
+
+def _stored(event: Event) -> StoredEvent:
+    """An event as the store's mapper encodes it."""
+    return StoredEvent(
+        originator_id=event.originator_id,
+        originator_version=event.originator_version,
+        topic=event.type,
+        state=encode_event(event),
+    )
 
 
 @dataclass

@@ -39,7 +39,7 @@ import hmac
 import os
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -387,11 +387,27 @@ class Vault:
             key = self._keys(db, network, [subject], create=True)[subject]
         return seal_with(key, network, subject, field, plaintext)
 
-    def seal_events(self, events: Sequence[Event]) -> list[Event]:
+    def create_keys(self, wanted: Mapping[str, Iterable[str]]) -> dict[str, dict[str, bytes]]:
+        """The keys of these subjects (network → subjects), created and stored if missing.
+
+        The networks' pseudonym secrets made up here are stored first. One
+        connection, one transaction of new keys per network and 500 subjects.
+        """
+        with self.connection() as db:
+            self._store_secrets(db, wanted)
+            return {
+                network: self._keys(db, network, subjects, create=True)
+                for network, subjects in wanted.items()
+            }
+
+    def seal_events(
+        self, events: Sequence[Event], keys: Mapping[str, Mapping[str, bytes]] | None = None
+    ) -> list[Event]:
         """The events with every personal field in the clear sealed; keys created first.
 
         One connection and one batch of keys per network, whatever the
-        number of events. Events without personal data are returned as they are.
+        number of events; none with ``keys`` from :meth:`create_keys` that
+        hold every subject. Events without personal data are returned as they are.
         """
         todo = [i for i, event in enumerate(events) if has_plaintext(event.command)]
         if not todo:
@@ -403,12 +419,8 @@ class Vault:
             if subject is None:  # pragma: no cover - decide prepares every command
                 raise InvalidCommand("subject", "the command was not prepared (no data subject)")
             wanted[command.network].add(subject)
-        with self.connection() as db:
-            self._store_secrets(db, wanted)
-            keys = {
-                network: self._keys(db, network, subjects, create=True)
-                for network, subjects in wanted.items()
-            }
+        if keys is None:
+            keys = self.create_keys(wanted)
         sealed = list(events)
         for i in todo:
             event = events[i]

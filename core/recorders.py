@@ -1,12 +1,17 @@
-"""Our recorders: SQLite inserts a batch in one statement; PostgreSQL fails fast when it is away.
+"""Our recorders: a batch inserted with one statement; PostgreSQL fails fast when it is away.
 
 ``eventsourcing``'s SQLite application recorder inserts one row at a time to
 learn each row's notification id. Ours inserts the whole batch with
 ``executemany`` and derives the ids: the transaction holds SQLite's write
 lock, and rows of a table without AUTOINCREMENT get the next rowid after the
 largest, so a batch of ``n`` rows takes the ``n`` ids ending at
-``last_insert_rowid()``. The library's recorder conformance tests run against
-it (``tests/test_recorder.py``).
+``last_insert_rowid()``.
+
+On PostgreSQL the library inserts a batch as an array of a composite type,
+which psycopg builds in Python (most of an import's insert time). Ours sends
+the rows with binary ``COPY`` after taking the library's own ``EXCLUSIVE``
+table lock: with the lock held nobody else draws from the notification id
+sequence, so the batch's ids are the ``n`` values ending at ``lastval()``.
 
 ``eventsourcing``'s PostgreSQL recorder retries every statement ten times,
 each attempt waiting up to the pool's timeout for a connection: a request
@@ -15,6 +20,10 @@ once more at once, after the pool has thrown out its dead connections (a
 connection that died while idle is only found out when used), and gives
 up straight away when no connection could be had in time
 (``tests/test_outages.py``).
+
+Both also read the streams of many aggregates in one query
+(:meth:`select_streams`), for imports. The library's recorder conformance
+tests run against both (``tests/test_recorder.py``).
 """
 
 from __future__ import annotations
@@ -26,9 +35,13 @@ from uuid import UUID
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from psycopg.sql import SQL, Identifier
 from psycopg_pool import PoolTimeout
 
 T = TypeVar("T")
+
+#: Aggregates per ``IN (...)`` list / array of :meth:`select_streams`.
+STREAMS_CHUNK = 500
 
 
 class BatchSQLiteRecorder(SQLiteApplicationRecorder):
@@ -59,6 +72,30 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
         first = last - len(stored_events) + 1
         return list(range(first, last + 1))
 
+    def select_streams(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
+        """Every event of these aggregates, by aggregate then version (one query per 500)."""
+        found: list[StoredEvent] = []
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(originator_ids), STREAMS_CHUNK):
+                chunk = [i.hex for i in originator_ids[start : start + STREAMS_CHUNK]]
+                marks = ",".join("?" * len(chunk))
+                c.execute(
+                    "SELECT originator_id, originator_version, topic, state "  # noqa: S608
+                    f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
+                    "ORDER BY originator_id, originator_version",
+                    chunk,
+                )
+                found.extend(
+                    StoredEvent(
+                        originator_id=UUID(row["originator_id"]),
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=row["state"],
+                    )
+                    for row in c.fetchall()
+                )
+        return found
+
 
 def _unretried(method: Any) -> Callable[..., Any]:
     """The library's method without its retry decorator."""
@@ -66,8 +103,25 @@ def _unretried(method: Any) -> Callable[..., Any]:
     return found
 
 
-class FailFastPostgresRecorder(PostgresApplicationRecorder):
-    """One retry after the pool's dead connections are thrown out; none when the pool timed out."""
+class BatchPostgresRecorder(PostgresApplicationRecorder):
+    """Binary ``COPY`` under the table lock; fails fast while the server is away.
+
+    Every statement gets one retry after the pool's dead connections are
+    thrown out, and none when the pool timed out waiting for a connection.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        table = SQL("{0}.{1}").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+        self._copy_statement = SQL(
+            "COPY {0} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
+        ).format(table)
+        self._select_streams_statement = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {0} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(table)
 
     def _twice(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         call = _unretried(method)
@@ -87,10 +141,37 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
         # A retry after a connection lost while committing could find the first attempt
         # stored: the versions then collide, and the ledger says "try again" (the command
         # is then recognised as recorded). Nothing is ever stored twice.
-        found: Sequence[int] | None = self._twice(
-            PostgresApplicationRecorder.insert_events, stored_events, **kwargs
-        )
+        found: Sequence[int] | None = self._twice(BatchPostgresRecorder._copy_events, stored_events)
         return found
+
+    def _copy_events(self, stored_events: Sequence[StoredEvent]) -> Sequence[int]:
+        if not stored_events:
+            return []
+        id_type = self.datastore.originator_id_type
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            with curs.copy(self._copy_statement) as copy:
+                copy.set_types([id_type, "int8", "text", "bytea"])
+                for s in stored_events:
+                    copy.write_row(
+                        (
+                            s.originator_id if id_type == "uuid" else str(s.originator_id),
+                            s.originator_version,
+                            s.topic,
+                            s.state,
+                        )
+                    )
+            # The table lock keeps every other writer off the sequence: our ids are consecutive.
+            curs.execute("SELECT lastval() AS last")
+            row = curs.fetchone()
+            assert row is not None
+            last = int(row["last"])
+        return list(range(last - len(stored_events) + 1, last + 1))
 
     def select_events(self, originator_id: UUID | str, **kwargs: Any) -> Sequence[StoredEvent]:
         found: Sequence[StoredEvent] = self._twice(
@@ -105,5 +186,33 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
         found: int | None = self._twice(PostgresApplicationRecorder.max_notification_id)
         return found
 
+    def select_streams(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
+        """Every event of these aggregates, by aggregate then version (one query per 500)."""
+        found: list[StoredEvent] = self._twice(
+            BatchPostgresRecorder._select_streams, originator_ids
+        )
+        return found
 
-__all__ = ["BatchSQLiteRecorder", "FailFastPostgresRecorder"]
+    def _select_streams(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
+        text = self.datastore.originator_id_type != "uuid"
+        found: list[StoredEvent] = []
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            for start in range(0, len(originator_ids), STREAMS_CHUNK):
+                chunk = originator_ids[start : start + STREAMS_CHUNK]
+                curs.execute(
+                    self._select_streams_statement,
+                    ([str(i) for i in chunk] if text else list(chunk),),
+                )
+                found.extend(
+                    StoredEvent(
+                        originator_id=UUID(row["originator_id"]) if text else row["originator_id"],
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    )
+                    for row in curs.fetchall()
+                )
+        return found
+
+
+__all__ = ["BatchPostgresRecorder", "BatchSQLiteRecorder"]

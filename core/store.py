@@ -19,7 +19,7 @@ import random
 import sqlite3
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +37,7 @@ from eventsourcing.persistence import (
 
 from .errors import StoreUnavailable, VersionConflict
 from .events import Event, decode_event, encode_event
+from .recorders import BatchPostgresRecorder, BatchSQLiteRecorder
 
 DEFAULT_DATABASE = "partnerledger.db"
 DATABASE_ENV = "PARTNERLEDGER_DATABASE"
@@ -134,8 +135,6 @@ class Database:
             }
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            # fails fast while the server is away (see recorders.py)
-            "APPLICATION_RECORDER_TOPIC": "partnerledger.recorders:FailFastPostgresRecorder",
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),
@@ -144,6 +143,8 @@ class Database:
             # how long a request waits for a pooled connection
             "POSTGRES_CONNECT_TIMEOUT": seconds,
             "POSTGRES_LOCK_TIMEOUT": "10",
+            # a batch with one binary COPY; fails fast while the server is away (recorders.py)
+            "APPLICATION_RECORDER_TOPIC": "partnerledger.recorders:BatchPostgresRecorder",
         }
         if self.schema:
             env["POSTGRES_SCHEMA"] = self.schema
@@ -257,6 +258,46 @@ class Store:
         except PersistenceError as error:
             raise _unavailable(self.database, error) from error
         return [decode_event(row.state) for row in stored]
+
+    def streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[Event]]:
+        """Every event of each of these aggregates (one query per 500): id → events.
+
+        Aggregates without events are left out.
+        """
+        wanted = list(dict.fromkeys(originator_ids))
+        if not wanted:
+            return {}
+        recorder = self._app.recorder
+        assert isinstance(recorder, BatchSQLiteRecorder | BatchPostgresRecorder)
+        try:
+            rows = recorder.select_streams(wanted)
+        except PersistenceError as error:
+            raise _unavailable(self.database, error) from error
+        found: dict[UUID, list[Event]] = {}
+        for row in rows:
+            originator_id = row.originator_id
+            assert isinstance(originator_id, UUID)
+            found.setdefault(originator_id, []).append(decode_event(row.state))
+        return found
+
+    def append_stored(self, rows: Sequence[StoredEvent]) -> list[int]:
+        """Append rows already encoded (``EventMapper`` form) in one transaction.
+
+        The positions in the log are returned; errors as :meth:`append`.
+        """
+        if not rows:
+            return []
+        try:
+            ids = self._app.recorder.insert_events(list(rows))
+        except IntegrityError as error:
+            raise VersionConflict(
+                "command",
+                "another command changed the same record at the same time; "
+                "nothing was written, try again",
+            ) from error
+        except (OperationalError, PersistenceError) as error:
+            raise _unavailable(self.database, error) from error
+        return list(ids or [])
 
     def append(self, events: Sequence[Event]) -> list[int]:
         """Append events in one transaction; returns their positions in the log.
