@@ -17,7 +17,7 @@ import os
 import random
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +32,8 @@ from eventsourcing.persistence import (
     PersistenceError,
     StoredEvent,
 )
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from .errors import ConcurrencyConflict, StoreUnavailable
 from .events import Event, decode_event, encode_event
@@ -171,6 +173,65 @@ def _open(database: Database, env: dict[str, str]) -> _LedgerApplication:
 
 
 _OPEN_ATTEMPTS = 8
+_STREAMS_CHUNK = 500
+
+
+def _select_states(recorder: Any, start: int, limit: int) -> list[tuple[int, bytes]]:
+    """``(position, state)`` of at most ``limit`` events of the log from ``start`` on.
+
+    The library's ``select_notifications`` without what reading the log does
+    not need (a UUID and a notification object per row).
+    """
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT rowid, state FROM {recorder.events_table_name} "  # noqa: S608
+                "WHERE rowid >= ? ORDER BY rowid LIMIT ?",
+                (start, limit),
+            )
+            return [(int(row[0]), bytes(row[1])) for row in cursor.fetchall()]
+    assert isinstance(recorder, PostgresApplicationRecorder)
+    from psycopg.sql import SQL, Identifier
+
+    statement = SQL(
+        "SELECT notification_id, state FROM {schema}.{table} WHERE notification_id >= %s "
+        "ORDER BY notification_id LIMIT %s"
+    ).format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+    )
+    with (
+        recorder.datastore.get_connection() as connection,
+        connection.cursor(binary=True) as cursor,
+    ):
+        cursor.execute(statement, (start, limit), prepare=True)
+        return [(int(row["notification_id"]), bytes(row["state"])) for row in cursor.fetchall()]
+
+
+def _select_streams(recorder: Any, ids: list[UUID]) -> list[tuple[UUID, bytes]]:
+    """``(originator id, state)`` of every event of these aggregates, in version order."""
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        marks = ", ".join("?" for _ in ids)
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT originator_id, state FROM {recorder.events_table_name} "  # noqa: S608
+                f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
+                [i.hex for i in ids],
+            )
+            return [(UUID(row[0]), bytes(row[1])) for row in cursor.fetchall()]
+    assert isinstance(recorder, PostgresApplicationRecorder)
+    from psycopg.sql import SQL, Identifier
+
+    statement = SQL(
+        "SELECT originator_id, state FROM {schema}.{table} WHERE originator_id = ANY(%s) "
+        "ORDER BY originator_id, originator_version"
+    ).format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+    )
+    with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
+        cursor.execute(statement, [ids])
+        return [(row["originator_id"], bytes(row["state"])) for row in cursor.fetchall()]
 
 
 class Store:
@@ -204,6 +265,23 @@ class Store:
             raise _unavailable(self.database, error) from error
         return [decode_event(row.state) for row in stored]
 
+    def streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[Event]]:
+        """Every event of each of these aggregates (one query per 500): id → events.
+
+        Aggregates without events are left out.
+        """
+        wanted = list(dict.fromkeys(originator_ids))
+        found: dict[UUID, list[Event]] = {}
+        recorder = self._app.recorder
+        try:
+            for start in range(0, len(wanted), _STREAMS_CHUNK):
+                chunk = wanted[start : start + _STREAMS_CHUNK]
+                for originator_id, state in _select_streams(recorder, chunk):
+                    found.setdefault(originator_id, []).append(decode_event(state))
+        except PersistenceError as error:
+            raise _unavailable(self.database, error) from error
+        return found
+
     def append(self, events: Sequence[Event]) -> list[int]:
         """Append events in one transaction; returns their positions in the log.
 
@@ -228,6 +306,10 @@ class Store:
         self, *, after: int = 0, topics: Sequence[str] = (), page: int = PAGE
     ) -> Iterator[tuple[int, Event]]:
         """Every event after position ``after``, in log order, with its position."""
+        if not topics:
+            for position, state in self.read_stored(after=after, page=page):
+                yield position, decode_event(state)
+            return
         start = after + 1
         while True:
             try:
@@ -249,14 +331,13 @@ class Store:
         start = after + 1
         while True:
             try:
-                rows = self._app.recorder.select_notifications(start, page)
+                rows = _select_states(self._app.recorder, start, page)
             except PersistenceError as error:
                 raise _unavailable(self.database, error) from error
-            for row in rows:
-                yield row.id, bytes(row.state)
+            yield from rows
             if len(rows) < page:
                 return
-            start = rows[-1].id + 1
+            start = rows[-1][0] + 1
 
     def last_position(self) -> int:
         """Position of the last event in the log (0 when empty)."""
