@@ -79,7 +79,9 @@ class Command(
     @property
     def type(self) -> str:
         """The command's type tag, e.g. ``"referral.sent"``."""
-        return command_type(type(self))
+        cls = type(self)
+        tag = _TAGS.get(cls)
+        return tag if tag is not None else command_type(cls)
 
     def members(self) -> tuple[str, ...]:
         """Every member this command concerns (for filtering the log)."""
@@ -90,7 +92,12 @@ def command_type(cls: type[Command]) -> str:
     """The type tag of a command class."""
     tag = cls.__struct_config__.tag
     assert isinstance(tag, str)
+    _TAGS[cls] = tag
     return tag
+
+
+#: Each command class's tag, as :func:`command_type` read it (``type`` is read for every event).
+_TAGS: dict[type[Command], str] = {}
 
 
 # --------------------------------------------------------------------- network

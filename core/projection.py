@@ -34,9 +34,9 @@ import threading
 import time
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from .commands import command_type
 from .domain import ROUTES, Network, network_id
@@ -51,6 +51,7 @@ from .store import Store
 NETWORK_TOPICS: tuple[str, ...] = tuple(
     command_type(cls) for cls, route in ROUTES.items() if route.aggregate is Network
 )
+_NETWORK_TOPICS = frozenset(NETWORK_TOPICS)
 TRACKING = "partnerledger_projections"
 #: Events per transaction when a projection catches up.
 BATCH = 2000
@@ -135,8 +136,72 @@ class Networks:
         return enabled
 
     def apply(self, event: Event) -> None:
-        if event.type in NETWORK_TOPICS:
+        if event.type in _NETWORK_TOPICS:
             apply_network(self._networks, event)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BatchRows(Generic[K, V]):
+    """The rows of one table as a batch sees them: read once, changed in memory, written once.
+
+    ``load(keys)`` reads the stored rows of the given keys (one query for
+    many keys); a key it does not return has no row. :meth:`fetch` reads
+    the keys a batch will need in one go, :meth:`get` reads a key it missed.
+    :meth:`put` changes a row in memory; :meth:`changed` lists what
+    :meth:`Projection.flush` must write. Kept for one batch only: another
+    process may change the table between two batches.
+    """
+
+    def __init__(self, load: Callable[[list[K]], dict[K, V]]) -> None:
+        self._load = load
+        #: every key read or changed: its row now (``None``: no row)
+        self.rows: dict[K, V | None] = {}
+        self._changed: dict[K, None] = {}
+
+    def fetch(self, keys: Iterable[K]) -> None:
+        """Read the rows of the keys not read yet, in one query."""
+        wanted = [key for key in dict.fromkeys(keys) if key not in self.rows]
+        if not wanted:
+            return
+        found = self._load(wanted)
+        for key in wanted:
+            self.rows[key] = found.get(key)
+
+    def get(self, key: K) -> V | None:
+        """The row of a key (``None``: no row)."""
+        if key not in self.rows:
+            self.fetch((key,))
+        return self.rows[key]
+
+    def put(self, key: K, row: V) -> None:
+        """Change (or add) a row: it is written at the end of the batch."""
+        self.rows[key] = row
+        self._changed[key] = None
+
+    def changed(self) -> list[tuple[K, V]]:
+        """The rows changed in this batch, in the order they were first changed."""
+        found = []
+        for key in self._changed:
+            row = self.rows[key]
+            if row is not None:
+                found.append((key, row))
+        return found
+
+    def clear(self) -> None:
+        """Forget everything (the batch ended)."""
+        self.rows = {}
+        self._changed = {}
+
+
+def by_network(keys: Collection[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Keys ``(network, key, ...)`` grouped by network: network → the keys' second parts."""
+    grouped: dict[str, dict[Any, None]] = {}
+    for key in keys:
+        grouped.setdefault(key[0], {})[key[1]] = None
+    return {network: list(found) for network, found in grouped.items()}
 
 
 class Projection(ABC):
@@ -178,6 +243,11 @@ class Projection(ABC):
     @abstractmethod
     def handle(self, position: int, event: Event, networks: Networks) -> None:
         """Change the view for one event."""
+
+    def prepare(self, events: Sequence[tuple[int, Event]]) -> None:  # noqa: B027
+        """Read, in a few queries, what handling these events will need (inside the batch's
+        transaction, before :meth:`handle` sees them): the events of the batch this view
+        handles, in log order."""
 
     def dump(self) -> list[tuple[str, ...]]:
         """Every row of every table, as text, in a canonical order (to compare views)."""
@@ -379,13 +449,26 @@ class Projector:
                         )
                         if moved != 1:
                             raise _Moved(handled)
-                    for position, event in batch:
-                        networks.apply(event)
-                        for name, view in self.projections.items():
-                            if position > positions[name] and (
-                                not view.topics or event.type in view.topics
-                            ):
-                                view.handle(position, event, networks)
+                    # Each view's events of the batch: read what they need first, in a few
+                    # queries, then handle them in log order with every network as of each.
+                    typed = [(position, event, event.type) for position, event in batch]
+                    handlers = []
+                    for name, view in self.projections.items():
+                        topics = frozenset(view.topics)
+                        after = positions[name]
+                        mine = [
+                            (position, event)
+                            for position, event, kind in typed
+                            if position > after and (not topics or kind in topics)
+                        ]
+                        view.prepare(mine)
+                        handlers.append(({p for p, _ in mine}, view.handle))
+                    for position, event, kind in typed:
+                        if kind in _NETWORK_TOPICS:
+                            networks.apply(event)
+                        for wanted, handle in handlers:
+                            if position in wanted:
+                                handle(position, event, networks)
                     for view in self.projections.values():
                         view.flush(networks)
             except BaseException:
@@ -517,10 +600,12 @@ class Projector:
 __all__ = [
     "NETWORK_TOPICS",
     "PROJECTIONS",
+    "BatchRows",
     "Networks",
     "Projection",
     "Projector",
     "apply_network",
+    "by_network",
     "chunks",
     "networks_until",
     "projection",

@@ -15,7 +15,7 @@ import json
 import select
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,8 @@ from .errors import StoreUnavailable
 from .store import Database, unavailable
 
 Rows = list[tuple[Any, ...]]
+#: Values of one ``IN (...)`` list on SQLite (its limit of parameters is 32,766).
+IN_CHUNK = 500
 
 
 def utc_text(moment: datetime) -> str:
@@ -35,11 +37,10 @@ def utc_text(moment: datetime) -> str:
     Not ``strftime("%Y")``: that writes year 185 as ``185``, not ``0185``,
     and the text would neither sort nor read back.
     """
-    m = moment.astimezone(UTC)
-    return (
-        f"{m.year:04d}-{m.month:02d}-{m.day:02d}"
-        f"T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}Z"
-    )
+    # isoformat writes the year with four digits (0185), unlike strftime.
+    if moment.tzinfo is UTC:  # most times are (commands store theirs in UTC): the fast way
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class SqlBackend(ABC):
@@ -64,6 +65,41 @@ class SqlBackend(ABC):
     @abstractmethod
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for each row of parameters."""
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        conflict: str = "",
+    ) -> None:
+        """Insert many rows at once: ``INSERT INTO table (columns) VALUES ... conflict``.
+
+        ``table`` as :meth:`table` writes it; ``conflict`` an optional ``ON
+        CONFLICT ...`` clause. With ``DO UPDATE``, no two rows may share a key
+        (PostgreSQL refuses to change a row twice in one statement).
+        """
+        if not rows:
+            return
+        marks = ", ".join("?" for _ in columns)
+        self.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {conflict}",  # noqa: S608
+            rows,
+        )
+
+    def select_in(self, sql: str, params: Sequence[Any], values: Collection[Any]) -> Rows:
+        """The rows of ``sql`` whose ``{in}`` marker, after a column, reads "is in ``values``".
+
+        The marker's parameters come after ``params``: put it after every
+        other ``?`` of the statement. No rows for no values.
+        """
+        found: Rows = []
+        listed = list(values)
+        for start in range(0, len(listed), IN_CHUNK):
+            chunk = listed[start : start + IN_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            found.extend(self.execute(sql.replace("{in}", f"IN ({marks})"), (*params, *chunk))[1])
+        return found
 
     @abstractmethod
     def transaction(self) -> Any:
@@ -149,7 +185,11 @@ class SQLiteBackend(SqlBackend):
         return utc_text(moment)
 
     def dt(self, value: Any) -> datetime:
-        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z")
+        # fromisoformat reads the trailing Z (Python 3.11+) and is ~50 times faster than strptime.
+        moment = datetime.fromisoformat(str(value))
+        if moment.tzinfo is None:
+            raise ValueError(f"a stored time without its offset: {value!r}")
+        return moment
 
     def close(self) -> None:
         self.conn.close()
@@ -166,6 +206,7 @@ class PostgresBackend(SqlBackend):
     def __init__(self, database: Database) -> None:
         super().__init__(database)
         self.schema = database.schema or "public"
+        self._column_types: dict[str, dict[str, int]] = {}
         #: How many connections were opened: a new one after the server went away has
         #: lost what the old one held (a session advisory lock: see Projector.follow).
         self.generation = 0
@@ -244,6 +285,61 @@ class PostgresBackend(SqlBackend):
                 cursor.executemany(sql.replace("?", "%s"), rows)
         except psycopg.Error as error:
             raise self.unavailable(error) from error
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        conflict: str = "",
+    ) -> None:
+        # executemany sends the rows one by one (pipeline mode); a binary COPY sends them
+        # all at once, many times faster. With a conflict clause the rows are copied into
+        # a temporary table first, then inserted from it with that clause.
+        if not rows:
+            return
+        types = self._types(table)
+        names = ", ".join(columns)
+        stage = "pl_stage_" + table.rpartition(".")[2]
+        try:
+            with self._live().cursor() as cursor:
+                if conflict:
+                    cursor.execute(
+                        f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} "
+                        f"(LIKE {table}) ON COMMIT DELETE ROWS"
+                    )
+                with cursor.copy(
+                    f"COPY {stage if conflict else table} ({names}) FROM STDIN (FORMAT BINARY)"
+                ) as copy:
+                    copy.set_types([types[column] for column in columns])
+                    for row in rows:
+                        copy.write_row(row)
+                if conflict:
+                    cursor.execute(
+                        f"INSERT INTO {table} ({names}) "  # noqa: S608
+                        f"SELECT {names} FROM {stage} {conflict}"
+                    )
+                    cursor.execute(f"DELETE FROM {stage}")  # noqa: S608
+        except psycopg.Error as error:
+            raise self.unavailable(error) from error
+
+    def _types(self, table: str) -> dict[str, int]:
+        """Each column's type (its oid), read once per table."""
+        found = self._column_types.get(table)
+        if found is None:
+            _, rows = self.execute(
+                "SELECT attname, atttypid FROM pg_attribute "
+                "WHERE attrelid = CAST(? AS regclass) AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            )
+            found = self._column_types[table] = {str(name): int(oid) for name, oid in rows}
+        return found
+
+    def select_in(self, sql: str, params: Sequence[Any], values: Collection[Any]) -> Rows:
+        listed = list(values)
+        if not listed:
+            return []
+        return self.execute(sql.replace("{in}", "= ANY(?)"), (*params, listed))[1]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -34,6 +34,8 @@ from eventsourcing.persistence import (
     PersistenceError,
     StoredEvent,
 )
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from .errors import StoreUnavailable, VersionConflict
 from .events import Event, decode_event, encode_event
@@ -224,6 +226,38 @@ def _open(database: Database, env: dict[str, str]) -> _LedgerApplication:
 _OPEN_ATTEMPTS = 8
 
 
+def _select_states(recorder: Any, start: int, limit: int) -> list[tuple[int, bytes]]:
+    """``(position, state)`` of at most ``limit`` events of the log from ``start`` on.
+
+    The library's ``select_notifications`` without what reading the log does
+    not need (a UUID and a notification object per row).
+    """
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT rowid, state FROM {recorder.events_table_name} "  # noqa: S608
+                "WHERE rowid >= ? ORDER BY rowid LIMIT ?",
+                (start, limit),
+            )
+            return [(int(row[0]), bytes(row[1])) for row in cursor.fetchall()]
+    assert isinstance(recorder, PostgresApplicationRecorder)
+    from psycopg.sql import SQL, Identifier
+
+    statement = SQL(
+        "SELECT notification_id, state FROM {schema}.{table} WHERE notification_id >= %s "
+        "ORDER BY notification_id LIMIT %s"
+    ).format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+    )
+    with (
+        recorder.datastore.get_connection() as connection,
+        connection.cursor(binary=True) as cursor,
+    ):
+        cursor.execute(statement, (start, limit), prepare=True)
+        return [(int(row["notification_id"]), bytes(row["state"])) for row in cursor.fetchall()]
+
+
 class Store:
     """Append-only storage of events, and reads of one stream or of the whole log."""
 
@@ -324,6 +358,10 @@ class Store:
         self, *, after: int = 0, topics: Sequence[str] = (), page: int = PAGE
     ) -> Iterator[tuple[int, Event]]:
         """Every event after position ``after``, in log order, with its position."""
+        if not topics:
+            for position, state in self.read_stored(after=after, page=page):
+                yield position, decode_event(state)
+            return
         start = after + 1
         while True:
             try:
@@ -345,14 +383,13 @@ class Store:
         start = after + 1
         while True:
             try:
-                rows = self._app.recorder.select_notifications(start, page)
+                rows = _select_states(self._app.recorder, start, page)
             except PersistenceError as error:
                 raise _unavailable(self.database, error) from error
-            for row in rows:
-                yield row.id, bytes(row.state)
+            yield from rows
             if len(rows) < page:
                 return
-            start = rows[-1].id + 1
+            start = rows[-1][0] + 1
 
     def last_position(self) -> int:
         """Position of the last event in the log (0 when empty)."""

@@ -75,10 +75,8 @@ class Witness(Projection):
         )
 
     def flush(self, networks: Networks) -> None:
-        self.db.executemany(
-            f"INSERT INTO {self.t(LEAVES)} (network, leaf_index, position, leaf_hash) "
-            "VALUES (?, ?, ?, ?)",
-            self._rows,
+        self.db.insert(
+            self.t(LEAVES), ("network", "leaf_index", "position", "leaf_hash"), self._rows
         )
         self.discard()
 

@@ -40,7 +40,7 @@ import re
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -215,6 +215,10 @@ class CutLog(Store):
     def stream(self, originator_id: UUID) -> list[Event]:
         """The kept events of one aggregate, in version order."""
         return sorted(self._streams.get(originator_id, ()), key=lambda e: e.originator_version)
+
+    def streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[Event]]:
+        """The kept events of each of these aggregates (those without any left out)."""
+        return {i: self.stream(i) for i in dict.fromkeys(originator_ids) if i in self._streams}
 
     def append(self, events: Sequence[Event]) -> list[int]:
         """Refused: history as of a moment is read-only."""

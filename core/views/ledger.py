@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, TypeVar
+from uuid import UUID
 
 import msgspec
 
@@ -56,7 +57,7 @@ from ..domain import ROUTES, Aggregate, Agreement, Network, Referral
 from ..events import Event
 from ..periods import Calendar, Period
 from ..pluginmanager import PluginFailed
-from ..projection import Networks, Projection, projection
+from ..projection import BatchRows, Networks, Projection, by_network, projection
 from ..rules import LedgerEntry, ReferralFacts
 from ..sql import SqlBackend
 from ..store import Store
@@ -76,10 +77,13 @@ def money(amount: Decimal) -> str:
     return str(amount.quantize(CENT, rounding=ROUND_HALF_EVEN))
 
 
-def as_of(store: Store, cls: type[A], event: Event) -> A:
-    """The aggregate an event belongs to, as it stood right after the event."""
+def as_of(store: Store, cls: type[A], event: Event, stream: Sequence[Event] | None = None) -> A:
+    """The aggregate an event belongs to, as it stood right after the event.
+
+    ``stream``: the aggregate's events already read (else read from ``store``).
+    """
     aggregate = cls(event.originator_id)
-    for past in store.stream(event.originator_id):
+    for past in store.stream(event.originator_id) if stream is None else stream:
         if past.originator_version > event.originator_version:
             break
         aggregate.apply(past)
@@ -229,6 +233,20 @@ class IncentiveLedger(Projection):
         )
     )
 
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        # The batch's rows, read once and written once (see Projection.prepare/flush).
+        #: the streams of the batch's referrals and agreements, read in one query
+        self._streams: dict[UUID, list[Event]] = {}
+        #: (network, agreement) → [proposed_position, status, terms as JSON]
+        self._agreements: BatchRows[tuple[str, str], list[Any]] = BatchRows(self._load_agreements)
+        #: (network, a, b) → the agreements between the two members
+        self._pairs: BatchRows[tuple[str, str, str], list[str]] = BatchRows(self._load_pairs)
+        #: network → its closed periods
+        self._closed: dict[str, set[str]] = {}
+        self._entries: list[tuple[Any, ...]] = []
+        self._problems: dict[tuple[str, int, str], str] = {}
+
     def create(self) -> None:
         ts = self.db.timestamp
         for statement in (
@@ -255,6 +273,71 @@ class IncentiveLedger(Projection):
         ):
             self.db.execute(statement)
 
+    # -- reading a batch's rows ---------------------------------------------
+
+    def _load_agreements(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
+        found: dict[tuple[str, str], list[Any]] = {}
+        for network, slugs in by_network(keys).items():
+            for slug, position, status, terms in self.db.select_in(
+                "SELECT agreement, proposed_position, status, terms FROM "
+                f"{self.t('partnerledger_ledger_agreements')} "
+                "WHERE network = ? AND agreement {in}",
+                (network,),
+                slugs,
+            ):
+                found[(network, str(slug))] = [int(position), str(status), str(terms)]
+        return found
+
+    def _load_pairs(
+        self, keys: list[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], list[str]]:
+        found: dict[tuple[str, str, str], list[str]] = {key: [] for key in keys}
+        for network, members in by_network(keys).items():
+            for a, b, slug in self.db.select_in(
+                f"SELECT a, b, agreement FROM {self.t('partnerledger_ledger_pairs')} "
+                "WHERE network = ? AND a {in}",
+                (network,),
+                members,
+            ):
+                pair = (network, str(a), str(b))
+                if pair in found:
+                    found[pair].append(str(slug))
+        return found
+
+    def _closed_periods(self, network: str) -> set[str]:
+        found = self._closed.get(network)
+        if found is None:
+            found = self._closed[network] = closed_periods(self.db, network)
+        return found
+
+    def _as_of(self, cls: type[A], event: Event) -> A:
+        return as_of(self.store, cls, event, self._streams.get(event.originator_id))
+
+    def prepare(self, events: Sequence[tuple[int, Event]]) -> None:
+        wanted = [
+            event.originator_id
+            for _, event in events
+            if isinstance(event.command, AgreementCommand | ReferralConverted | ReferralReversed)
+        ]
+        self._streams = self.store.streams(wanted) if wanted else {}
+        pairs: list[tuple[str, str, str]] = []
+        agreements: list[tuple[str, str]] = []
+        for _, event in events:
+            command = event.command
+            if isinstance(command, AgreementCommand):
+                agreements.append((command.network, command.agreement))
+            elif isinstance(command, ReferralConverted | ReferralReversed):
+                referral = self._as_of(Referral, event)
+                if referral.credited and referral.to_member:
+                    first, second = sorted((referral.credited, referral.to_member))
+                    pairs.append((command.network, first, second))
+        self._pairs.fetch(pairs)
+        for (network, _, _), slugs in list(self._pairs.rows.items()):
+            agreements.extend((network, slug) for slug in slugs or ())
+        self._agreements.fetch(agreements)
+
+    # -- handling events ----------------------------------------------------
+
     def handle(self, position: int, event: Event, networks: Networks) -> None:
         command: Any = event.command
         network = networks.get(command.network)
@@ -270,6 +353,8 @@ class IncentiveLedger(Projection):
                 "VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (command.network, command.period),
             )
+            if command.network in self._closed:
+                self._closed[command.network].add(command.period)
         elif isinstance(command, StatementClosed):
             self._statement(position, command, network)
         elif isinstance(command, PayoutRecorded):
@@ -294,53 +379,41 @@ class IncentiveLedger(Projection):
             self._insert(network, position, event, [(*line, note)])
 
     def _agreement(self, position: int, event: Event) -> None:
-        agreement = as_of(self.store, Agreement, event)
+        agreement = self._as_of(Agreement, event)
         command = event.command
         network = command.network
         if isinstance(command, AgreementProposed):
             parties = sorted({p for p in command.parties if p != PROGRAM})
-            self.db.executemany(
-                f"INSERT INTO {self.t('partnerledger_ledger_pairs')} (network, a, b, agreement) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [
-                    (network, a, b, agreement.slug)
-                    for i, a in enumerate(parties)
-                    for b in parties[i + 1 :]
-                ],
-            )
-        self.db.execute(
-            f"""INSERT INTO {self.t("partnerledger_ledger_agreements")}
-            (network, agreement, proposed_position, status, terms) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (network, agreement) DO UPDATE
-            SET status = excluded.status, terms = excluded.terms""",
-            (
-                network,
-                agreement.slug,
-                position,
-                agreement.status,
-                msgspec.json.encode(agreement.current_terms).decode(),
-            ),
-        )
+            for i, a in enumerate(parties):
+                for b in parties[i + 1 :]:
+                    pair = (network, a, b)
+                    slugs = self._pairs.get(pair) or []
+                    if agreement.slug not in slugs:
+                        self._pairs.put(pair, [*slugs, agreement.slug])
+        key = (network, agreement.slug)
+        terms = msgspec.json.encode(agreement.current_terms).decode()
+        row = self._agreements.get(key)
+        if row is None:
+            self._agreements.put(key, [position, agreement.status, terms])
+        else:
+            self._agreements.put(key, [row[0], agreement.status, terms])
 
     def terms_between(self, network: str, a: str, b: str) -> Terms | None:
         """The terms in force of the latest live agreement between two members."""
         first, second = sorted((a, b))
-        _, rows = self.db.execute(
-            f"""SELECT g.terms FROM {self.t("partnerledger_ledger_pairs")} p
-            JOIN {self.t("partnerledger_ledger_agreements")} g
-            ON g.network = p.network AND g.agreement = p.agreement
-            WHERE p.network = ? AND p.a = ? AND p.b = ? AND g.status IN (?, ?, ?, ?)
-            ORDER BY g.proposed_position DESC LIMIT 1""",
-            (network, first, second, *LIVE),
-        )
-        return _terms(rows[0][0]) if rows else None
+        latest: list[Any] | None = None
+        for slug in self._pairs.get((network, first, second)) or ():
+            row = self._agreements.get((network, slug))
+            if row is not None and row[1] in LIVE and (latest is None or row[0] > latest[0]):
+                latest = row
+        return _terms(latest[2]) if latest is not None else None
 
     def _referral(
         self, position: int, event: Event, network: Network, enabled: dict[str, Any]
     ) -> None:
         if not enabled:
             return
-        referral = as_of(self.store, Referral, event)
+        referral = self._as_of(Referral, event)
         facts = ReferralFacts(
             referral=referral.slug,
             from_member=referral.credited,  # the sender, unless a dispute reassigned the credit
@@ -383,11 +456,7 @@ class IncentiveLedger(Projection):
         self._insert(network, position, event, lines)
 
     def _problem(self, network: str, position: int, plugin: str, reason: str) -> None:
-        self.db.execute(
-            f"INSERT INTO {self.t('partnerledger_ledger_problems')} "
-            "(network, position, plugin, reason) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (network, position, plugin, reason),
-        )
+        self._problems.setdefault((network, position, plugin), reason)
 
     def open_period(self, network: Network, moment: datetime) -> Period:
         """The period an entry of this business time lands in.
@@ -398,7 +467,7 @@ class IncentiveLedger(Projection):
         calendar = Calendar.of(network)
         period = calendar.containing(moment)
         closed = [
-            calendar.parse(name, recorded=True) for name in closed_periods(self.db, network.network)
+            calendar.parse(name, recorded=True) for name in self._closed_periods(network.network)
         ]
         if closed and period <= max(closed):
             return calendar.after(max(closed))
@@ -414,31 +483,28 @@ class IncentiveLedger(Projection):
         if not lines:
             return
         period = self.open_period(network, event.occurred_at)
-        self.db.executemany(
-            f"""INSERT INTO {self.t("partnerledger_ledger_entries")} (network, member, period,
-            period_start, position, seq, source, source_type, occurred_at, plugin, version, kind,
-            amount, currency, note, recorded) VALUES
-            (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)""",
-            [
-                (
-                    network.network,
-                    member,
-                    period.name,
-                    self.db.ts(period.start),
-                    position,
-                    seq,
-                    event.command_id,
-                    event.type,
-                    self.db.ts(event.occurred_at),
-                    plugin,
-                    version,
-                    kind,
-                    str(amount),
-                    network.currency,
-                    note,
-                )
-                for seq, (member, plugin, version, kind, amount, note) in enumerate(lines)
-            ],
+        start = self.db.ts(period.start)
+        occurred_at = self.db.ts(event.occurred_at)
+        self._entries.extend(
+            (
+                network.network,
+                member,
+                period.name,
+                start,
+                position,
+                seq,
+                event.command_id,
+                event.type,
+                occurred_at,
+                plugin,
+                version,
+                kind,
+                str(amount),
+                network.currency,
+                note,
+                0,
+            )
+            for seq, (member, plugin, version, kind, amount, note) in enumerate(lines)
         )
 
     def _statement(self, position: int, command: StatementClosed, network: Network) -> None:
@@ -448,31 +514,69 @@ class IncentiveLedger(Projection):
             f"DELETE FROM {table} WHERE network = ? AND member = ? AND period = ?",
             (command.network, command.member, command.period),
         )
-        self.db.executemany(
-            f"""INSERT INTO {table} (network, member, period, period_start, position, seq,
-            source, source_type, occurred_at, plugin, version, kind, amount, currency, note,
-            recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)""",
-            [
-                (
-                    command.network,
-                    command.member,
-                    command.period,
-                    self.db.ts(period.start),
-                    position,
-                    seq,
-                    line.source,
-                    line.source_type,
-                    self.db.ts(line.occurred_at),
-                    line.plugin,
-                    line.version,
-                    line.kind,
-                    str(line.amount),
-                    command.currency,
-                    line.note,
-                )
-                for seq, line in enumerate(command.entries)
-            ],
+        replaced = (command.network, command.member, command.period)
+        self._entries = [row for row in self._entries if row[:3] != replaced]
+        self._entries.extend(
+            (
+                command.network,
+                command.member,
+                command.period,
+                self.db.ts(period.start),
+                position,
+                seq,
+                line.source,
+                line.source_type,
+                self.db.ts(line.occurred_at),
+                line.plugin,
+                line.version,
+                line.kind,
+                str(line.amount),
+                command.currency,
+                line.note,
+                1,
+            )
+            for seq, line in enumerate(command.entries)
         )
+
+    # -- writing a batch ----------------------------------------------------
+
+    def flush(self, networks: Networks) -> None:
+        db = self.db
+        db.insert(
+            self.t("partnerledger_ledger_pairs"),
+            ("network", "a", "b", "agreement"),
+            [(*key, slug) for key, slugs in self._pairs.changed() for slug in slugs],
+            "ON CONFLICT DO NOTHING",
+        )
+        db.insert(
+            self.t("partnerledger_ledger_agreements"),
+            ("network", "agreement", "proposed_position", "status", "terms"),
+            [(*key, *row) for key, row in self._agreements.changed()],
+            "ON CONFLICT (network, agreement) DO UPDATE "
+            "SET status = excluded.status, terms = excluded.terms",
+        )
+        db.insert(
+            self.t("partnerledger_ledger_entries"),
+            ("network", "member", "period", "period_start", "position", "seq", "source",
+             "source_type", "occurred_at", "plugin", "version", "kind", "amount", "currency",
+             "note", "recorded"),
+            self._entries,
+        )  # fmt: skip
+        db.insert(
+            self.t("partnerledger_ledger_problems"),
+            ("network", "position", "plugin", "reason"),
+            [(*key, reason) for key, reason in self._problems.items()],
+            "ON CONFLICT DO NOTHING",
+        )
+        self.discard()
+
+    def discard(self) -> None:
+        self._streams = {}
+        self._agreements.clear()
+        self._pairs.clear()
+        self._closed = {}
+        self._entries = []
+        self._problems = {}
 
 
 # ------------------------------------------------------------------ reading

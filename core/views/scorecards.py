@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import calendar
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -71,7 +72,7 @@ from ..commands import (
 )
 from ..errors import InvalidCommand, NotFound
 from ..events import Event
-from ..projection import Networks, Projection, projection
+from ..projection import BatchRows, Networks, Projection, by_network, projection
 from ..replay import LIVE
 from ..sql import SqlBackend
 from ..types import MAX_DAYS, OUT_OF_RANGE, in_range
@@ -207,22 +208,200 @@ class Scorecards(Projection):
         for statement in statements:
             self.db.execute(statement)
 
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        # The batch's rows, read once and written once (see Projection.prepare/flush).
+        self._networks: dict[str, str] = {}
+        self._members: dict[tuple[str, str], None] = {}
+        self._referrals: BatchRows[tuple[str, str], list[Any]] = BatchRows(self._load_referrals)
+        self._flows: BatchRows[tuple[str, str, str], list[Any]] = BatchRows(self._load_flows)
+        self._pairs: BatchRows[tuple[str, str, str], list[Any]] = BatchRows(self._load_pairs)
+        self._agreements: BatchRows[tuple[str, str], list[Any]] = BatchRows(self._load_agreements)
+        self._parties: BatchRows[tuple[str, str], dict[str, int]] = BatchRows(self._load_parties)
+
+    # -- reading a batch's rows ----------------------------------------------
+
+    def _load_referrals(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
+        found: dict[tuple[str, str], list[Any]] = {}
+        dt = self.db.dt
+        for network, slugs in by_network(keys).items():
+            for (
+                slug,
+                sender,
+                receiver,
+                sent,
+                accepted,
+                converted,
+                deal,
+                reversed_value,
+            ) in self.db.select_in(
+                f"SELECT referral, from_member, to_member, sent_at, accepted_at, "
+                f"converted_at, deal_value, reversed_value FROM {self.t(REFERRALS)} "
+                "WHERE network = ? AND referral {in}",
+                (network,),
+                slugs,
+            ):
+                found[(network, str(slug))] = [
+                    str(sender),
+                    str(receiver),
+                    dt(sent),
+                    dt(accepted) if accepted is not None else None,
+                    dt(converted) if converted is not None else None,
+                    str(deal) if deal is not None else None,
+                    str(reversed_value),
+                ]
+        return found
+
+    def _load_flows(
+        self, keys: list[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], list[Any]]:
+        found: dict[tuple[str, str, str], list[Any]] = {}
+        for network, members in by_network(keys).items():
+            for (
+                member,
+                partner,
+                sent,
+                accepted,
+                converted,
+                deal,
+                reversed_value,
+            ) in self.db.select_in(
+                f"SELECT member, partner, sent, accepted, converted, deal_value, "
+                f"reversed_value FROM {self.t(FLOWS)} WHERE network = ? AND member {{in}}",
+                (network,),
+                members,
+            ):
+                found[(network, str(member), str(partner))] = [
+                    int(sent),
+                    int(accepted),
+                    int(converted),
+                    str(deal),
+                    str(reversed_value),
+                ]
+        return found
+
+    def _load_pairs(
+        self, keys: list[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], list[Any]]:
+        found: dict[tuple[str, str, str], list[Any]] = {}
+        dt = self.db.dt
+        for network, members in by_network(keys).items():
+            for a, b, first, last, introductions, one_to_ones in self.db.select_in(
+                f"SELECT member_a, member_b, first_interaction_at, last_interaction_at, "
+                f"introductions, one_to_ones FROM {self.t(PAIRS)} "
+                "WHERE network = ? AND member_a {in}",
+                (network,),
+                members,
+            ):
+                found[(network, str(a), str(b))] = [
+                    dt(first) if first is not None else None,
+                    dt(last) if last is not None else None,
+                    int(introductions),
+                    int(one_to_ones),
+                ]
+        return found
+
+    def _load_agreements(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
+        found: dict[tuple[str, str], list[Any]] = {}
+        dt = self.db.dt
+        for network, slugs in by_network(keys).items():
+            for row in self.db.select_in(
+                f"SELECT agreement, position, kind, status, proposed_at, pilot_days, "
+                f"effective_at, pilot_ends_at, referrals_per_month, conversion_rate "
+                f"FROM {self.t(AGREEMENTS)} WHERE network = ? AND agreement {{in}}",
+                (network,),
+                slugs,
+            ):
+                found[(network, str(row[0]))] = [
+                    int(row[1]),
+                    str(row[2]),
+                    str(row[3]),
+                    dt(row[4]),
+                    int(row[5]) if row[5] is not None else None,
+                    dt(row[6]) if row[6] is not None else None,
+                    dt(row[7]) if row[7] is not None else None,
+                    int(row[8]) if row[8] is not None else None,
+                    str(row[9]) if row[9] is not None else None,
+                ]
+        return found
+
+    def _load_parties(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, int]]:
+        found: dict[tuple[str, str], dict[str, int]] = {}
+        for network, slugs in by_network(keys).items():
+            for slug, party, accepted in self.db.select_in(
+                f"SELECT agreement, party, accepted FROM {self.t(PARTIES)} "
+                "WHERE network = ? AND agreement {in}",
+                (network,),
+                slugs,
+            ):
+                found.setdefault((network, str(slug)), {})[str(party)] = int(accepted)
+        return found
+
+    def prepare(self, events: Sequence[tuple[int, Event]]) -> None:
+        referrals: list[tuple[str, str]] = []
+        agreements: list[tuple[str, str]] = []
+        for _, event in events:
+            command = event.command
+            if isinstance(
+                command,
+                ReferralSent | ReferralAccepted | ReferralConverted | ReferralReversed
+                | CreditReassigned,
+            ):  # fmt: skip
+                referrals.append((command.network, command.referral))
+            elif isinstance(command, AgreementCommand):
+                agreements.append((command.network, command.agreement))
+        self._referrals.fetch(referrals)
+        self._agreements.fetch(agreements)
+        self._parties.fetch(agreements)
+        # The directions and pairs the batch will change, from what it sends and what was sent.
+        flows: list[tuple[str, str, str]] = []
+        pairs: list[tuple[str, str, str]] = []
+
+        def pair(network: str, a: str, b: str) -> None:
+            first, second = sorted((a, b))
+            pairs.append((network, first, second))
+
+        for key, row in self._referrals.rows.items():
+            if row is not None:
+                flows.append((key[0], row[0], row[1]))
+        for _, event in events:
+            command = event.command
+            network = command.network
+            if isinstance(command, ReferralSent):
+                flows.append((network, command.from_member, command.to_member))
+                pair(network, command.from_member, command.to_member)
+            elif isinstance(command, CreditReassigned):
+                row = self._referrals.rows.get((network, command.referral))
+                if row is not None:
+                    flows.append((network, command.to_member, row[1]))
+                    pair(network, command.to_member, row[1])
+            elif isinstance(command, IntroductionMade):
+                involved = [command.introducer, command.introduced]
+                if command.to_member:
+                    involved.append(command.to_member)
+                for i, a in enumerate(involved):
+                    for b in involved[i + 1 :]:
+                        pair(network, a, b)
+            elif isinstance(command, OneToOneHeld):
+                pair(network, command.member, command.with_member)
+            elif isinstance(command, AgreementProposed):
+                members = [p for p in command.parties if p != PROGRAM]
+                for i, a in enumerate(members):
+                    for b in members[i + 1 :]:
+                        pair(network, a, b)
+        self._flows.fetch(flows)
+        self._pairs.fetch(pairs)
+
+    # -- handling events -----------------------------------------------------
+
     def handle(self, position: int, event: Event, networks: Networks) -> None:
         command = event.command
         network = command.network
         at = command.occurred_at
         if isinstance(command, NetworkCreated):
-            self.db.execute(
-                f"INSERT INTO {self.t(NETWORKS)} (network, currency) VALUES (?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (network, command.currency),
-            )
+            self._networks.setdefault(network, command.currency)
         elif isinstance(command, MemberInvited | MemberJoined):
-            self.db.execute(
-                f"INSERT INTO {self.t(MEMBERS)} (network, member) VALUES (?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (network, command.member),
-            )
+            self._members[(network, command.member)] = None
         elif isinstance(command, ReferralSent):
             self._sent(network, command, at)
         elif isinstance(command, ReferralAccepted | ReferralConverted | ReferralReversed):
@@ -244,18 +423,11 @@ class Scorecards(Projection):
     # -- referrals -----------------------------------------------------------
 
     def _sent(self, network: str, command: ReferralSent, at: datetime) -> None:
-        self.db.execute(
-            f"INSERT INTO {self.t(REFERRALS)} (network, referral, from_member, to_member, "
-            "sent_at, reversed_value) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (
-                network,
-                command.referral,
-                command.from_member,
-                command.to_member,
-                self.db.ts(at),
-                "0",
-            ),
-        )
+        key = (network, command.referral)
+        if self._referrals.get(key) is None:  # the first one sent stays
+            self._referrals.put(
+                key, [command.from_member, command.to_member, at, None, None, None, "0"]
+            )
         self._flow(network, command.from_member, command.to_member, sent=1)
         self._touch(network, command.from_member, command.to_member, at)
 
@@ -265,51 +437,37 @@ class Scorecards(Projection):
         command: ReferralAccepted | ReferralConverted | ReferralReversed,
         at: datetime,
     ) -> None:
-        _, rows = self.db.execute(
-            f"SELECT from_member, to_member, reversed_value FROM {self.t(REFERRALS)} "
-            "WHERE network = ? AND referral = ?",
-            (network, command.referral),
-        )
-        if not rows:  # the log only holds moves of referrals it sent first
-            return
-        sender, receiver, reversed_value = rows[0]
-        where = "WHERE network = ? AND referral = ?"
         key = (network, command.referral)
+        row = self._referrals.get(key)
+        if row is None:  # the log only holds moves of referrals it sent first
+            return
+        sender, receiver = row[0], row[1]
         if isinstance(command, ReferralAccepted):
-            self.db.execute(
-                f"UPDATE {self.t(REFERRALS)} SET accepted_at = ? {where}", (self.db.ts(at), *key)
-            )
+            row[3] = at
             self._flow(network, sender, receiver, accepted=1)
         elif isinstance(command, ReferralConverted):
-            self.db.execute(
-                f"UPDATE {self.t(REFERRALS)} SET converted_at = ?, deal_value = ? {where}",
-                (self.db.ts(at), str(command.deal_value), *key),
-            )
+            row[4] = at
+            row[5] = str(command.deal_value)
             self._flow(network, sender, receiver, converted=1, deal_value=command.deal_value)
         else:
-            total = Decimal(str(reversed_value)) + command.amount
-            self.db.execute(
-                f"UPDATE {self.t(REFERRALS)} SET reversed_value = ? {where}", (str(total), *key)
-            )
+            row[6] = str(Decimal(row[6]) + command.amount)
             self._flow(network, sender, receiver, reversed_value=command.amount)
+        self._referrals.put(key, row)
 
     def _reassigned(self, network: str, command: CreditReassigned) -> None:
         """A dispute moved the referral's credit: from now on it is the new member's, in full."""
-        _, rows = self.db.execute(
-            f"SELECT from_member, to_member, sent_at, accepted_at, converted_at, deal_value, "
-            f"reversed_value FROM {self.t(REFERRALS)} WHERE network = ? AND referral = ?",
-            (network, command.referral),
-        )
-        if not rows:
+        key = (network, command.referral)
+        row = self._referrals.get(key)
+        if row is None:
             return
-        sender, receiver, sent_at, accepted_at, converted_at, deal, reversed_value = rows[0]
+        sender, receiver, sent_at, accepted_at, converted_at, deal, reversed_value = row
         counts = {
             "sent": 1,
             "accepted": 1 if accepted_at is not None else 0,
             "converted": 1 if converted_at is not None else 0,
         }
-        deal_value = Decimal(str(deal)) if deal is not None else _ZERO
-        reversed_total = Decimal(str(reversed_value))
+        deal_value = Decimal(deal) if deal is not None else _ZERO
+        reversed_total = Decimal(reversed_value)
         self._flow(
             network, sender, receiver, **{k: -v for k, v in counts.items()},
             deal_value=-deal_value, reversed_value=-reversed_total,
@@ -318,11 +476,9 @@ class Scorecards(Projection):
             network, command.to_member, receiver, **counts,
             deal_value=deal_value, reversed_value=reversed_total,
         )  # fmt: skip
-        self.db.execute(
-            f"UPDATE {self.t(REFERRALS)} SET from_member = ? WHERE network = ? AND referral = ?",
-            (command.to_member, network, command.referral),
-        )
-        self._touch(network, command.to_member, receiver, self.db.dt(sent_at))
+        row[0] = command.to_member
+        self._referrals.put(key, row)
+        self._touch(network, command.to_member, receiver, sent_at)
 
     def _flow(
         self,
@@ -338,26 +494,16 @@ class Scorecards(Projection):
     ) -> None:
         """Add to the counts and sums of one direction, member → partner."""
         key = (network, member, partner)
-        _, rows = self.db.execute(
-            f"SELECT deal_value, reversed_value FROM {self.t(FLOWS)} "
-            "WHERE network = ? AND member = ? AND partner = ?",
-            key,
-        )
-        if not rows:
-            self.db.execute(
-                f"INSERT INTO {self.t(FLOWS)} (network, member, partner, sent, accepted, "
-                "converted, deal_value, reversed_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (*key, sent, accepted, converted, str(deal_value), str(reversed_value)),
-            )
+        row = self._flows.get(key)
+        if row is None:
+            self._flows.put(key, [sent, accepted, converted, str(deal_value), str(reversed_value)])
             return
-        deal = Decimal(str(rows[0][0])) + deal_value
-        reversed_total = Decimal(str(rows[0][1])) + reversed_value
-        self.db.execute(
-            f"UPDATE {self.t(FLOWS)} SET sent = sent + ?, accepted = accepted + ?, "
-            "converted = converted + ?, deal_value = ?, reversed_value = ? "
-            "WHERE network = ? AND member = ? AND partner = ?",
-            (sent, accepted, converted, str(deal), str(reversed_total), *key),
-        )
+        row[0] += sent
+        row[1] += accepted
+        row[2] += converted
+        row[3] = str(Decimal(row[3]) + deal_value)
+        row[4] = str(Decimal(row[4]) + reversed_value)
+        self._flows.put(key, row)
 
     # -- interactions ---------------------------------------------------------
 
@@ -376,104 +522,152 @@ class Scorecards(Projection):
             return
         first, second = sorted((a, b))
         key = (network, first, second)
-        _, rows = self.db.execute(
-            f"SELECT first_interaction_at, last_interaction_at FROM {self.t(PAIRS)} "
-            "WHERE network = ? AND member_a = ? AND member_b = ?",
-            key,
-        )
-        stamp = self.db.ts(at) if at is not None else None
-        if not rows:
-            self.db.execute(
-                f"INSERT INTO {self.t(PAIRS)} (network, member_a, member_b, "
-                "first_interaction_at, last_interaction_at, introductions, one_to_ones) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (*key, stamp, stamp, introductions, one_to_ones),
-            )
+        row = self._pairs.get(key)
+        if row is None:
+            self._pairs.put(key, [at, at, introductions, one_to_ones])
             return
         if at is None:
             return
-        old_first = self.db.dt(rows[0][0]) if rows[0][0] is not None else None
-        old_last = self.db.dt(rows[0][1]) if rows[0][1] is not None else None
-        new_first = at if old_first is None or at < old_first else old_first
-        new_last = at if old_last is None or at > old_last else old_last
-        self.db.execute(
-            f"UPDATE {self.t(PAIRS)} SET first_interaction_at = ?, last_interaction_at = ?, "
-            "introductions = introductions + ?, one_to_ones = one_to_ones + ? "
-            "WHERE network = ? AND member_a = ? AND member_b = ?",
-            (self.db.ts(new_first), self.db.ts(new_last), introductions, one_to_ones, *key),
-        )
+        old_first, old_last = row[0], row[1]
+        row[0] = at if old_first is None or at < old_first else old_first
+        row[1] = at if old_last is None or at > old_last else old_last
+        row[2] += introductions
+        row[3] += one_to_ones
+        self._pairs.put(key, row)
 
     # -- agreements -----------------------------------------------------------
 
     def _agreement(
         self, position: int, network: str, command: AgreementCommand, at: datetime
     ) -> None:
-        table = self.t(AGREEMENTS)
         key = (network, command.agreement)
-        where = "WHERE network = ? AND agreement = ?"
         if isinstance(command, AgreementProposed):
-            per_month, rate = _targets(command.terms)
-            self.db.execute(
-                f"INSERT INTO {table} (network, agreement, position, kind, status, proposed_at, "
-                "pilot_days, referrals_per_month, conversion_rate) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (
-                    *key,
-                    position,
-                    command.kind,
-                    "proposed",
-                    self.db.ts(at),
-                    command.pilot.days if command.pilot is not None else None,
-                    per_month,
-                    rate,
-                ),
-            )
-            self.db.executemany(
-                f"INSERT INTO {self.t(PARTIES)} (network, agreement, party, accepted) "
-                "VALUES (?, ?, ?, 0) ON CONFLICT DO NOTHING",
-                [(*key, party) for party in command.parties],
-            )
+            targets = _targets(command.terms)
+            if self._agreements.get(key) is None:
+                pilot_days = command.pilot.days if command.pilot is not None else None
+                self._agreements.put(
+                    key,
+                    [position, command.kind, "proposed", at, pilot_days, None, None, *targets],
+                )
+            parties = self._parties.get(key)
+            parties = dict(parties) if parties is not None else {}
+            for party in command.parties:
+                parties.setdefault(party, 0)
+            self._parties.put(key, parties)
             members = [p for p in command.parties if p != PROGRAM]
             for i, a in enumerate(members):
                 for b in members[i + 1 :]:
                     self._touch(network, a, b, None)
             return
-        _, rows = self.db.execute(f"SELECT status, pilot_days FROM {table} {where}", key)
-        if not rows:
+        row = self._agreements.get(key)
+        if row is None:
             return
-        status, pilot_days = rows[0]
+        status, pilot_days = row[2], row[4]
         if isinstance(command, AgreementAccepted):
-            self.db.execute(
-                f"UPDATE {self.t(PARTIES)} SET accepted = 1 {where} AND party = ?",
-                (*key, command.party),
-            )
-            _, waiting = self.db.execute(
-                f"SELECT COUNT(*) FROM {self.t(PARTIES)} {where} AND accepted = 0", key
-            )
-            if int(waiting[0][0]) == 0:
+            parties = self._parties.get(key) or {}
+            if command.party in parties:
+                parties[command.party] = 1
+                self._parties.put(key, parties)
+            if all(parties.values()):
                 pilot_ends = at + timedelta(days=int(pilot_days)) if pilot_days else None
-                self.db.execute(
-                    f"UPDATE {table} SET status = ?, effective_at = ?, pilot_ends_at = ? {where}",
-                    (
-                        "pilot" if pilot_ends is not None else "active",
-                        self.db.ts(at),
-                        self.db.ts(pilot_ends) if pilot_ends is not None else None,
-                        *key,
-                    ),
-                )
+                row[2] = "pilot" if pilot_ends is not None else "active"
+                row[5] = at
+                row[6] = pilot_ends
         elif isinstance(command, AgreementAmended):
             per_month, rate = _targets(command.terms)
-            self.db.execute(
-                f"UPDATE {table} SET referrals_per_month = ?, conversion_rate = ?, status = ? "
-                f"{where}",
-                (per_month, rate, status if status == "pilot" else "amended", *key),
-            )
+            row[7], row[8] = per_month, rate
+            row[2] = status if status == "pilot" else "amended"
         elif isinstance(command, AgreementActivated | AgreementRenewed):
-            new_status = "active" if isinstance(command, AgreementActivated) else "renewed"
-            self.db.execute(f"UPDATE {table} SET status = ? {where}", (new_status, *key))
+            row[2] = "active" if isinstance(command, AgreementActivated) else "renewed"
         elif isinstance(command, AgreementTerminated | AgreementExpired):
-            new_status = "terminated" if isinstance(command, AgreementTerminated) else "expired"
-            self.db.execute(f"UPDATE {table} SET status = ? {where}", (new_status, *key))
+            row[2] = "terminated" if isinstance(command, AgreementTerminated) else "expired"
+        self._agreements.put(key, row)
+
+    # -- writing a batch ------------------------------------------------------
+
+    def flush(self, networks: Networks) -> None:
+        db = self.db
+        ts = db.ts
+        db.insert(
+            self.t(NETWORKS),
+            ("network", "currency"),
+            list(self._networks.items()),
+            "ON CONFLICT DO NOTHING",
+        )
+        db.insert(
+            self.t(MEMBERS), ("network", "member"), list(self._members), "ON CONFLICT DO NOTHING"
+        )
+        db.insert(
+            self.t(REFERRALS),
+            ("network", "referral", "from_member", "to_member", "sent_at", "accepted_at",
+             "converted_at", "deal_value", "reversed_value"),
+            [
+                (*key, r[0], r[1], ts(r[2]), _ts(db, r[3]), _ts(db, r[4]), r[5], r[6])
+                for key, r in self._referrals.changed()
+            ],
+            _upsert(("network", "referral"), ("from_member", "to_member", "sent_at",
+                    "accepted_at", "converted_at", "deal_value", "reversed_value")),
+        )  # fmt: skip
+        db.insert(
+            self.t(FLOWS),
+            ("network", "member", "partner", "sent", "accepted", "converted", "deal_value",
+             "reversed_value"),
+            [(*key, *row) for key, row in self._flows.changed()],
+            _upsert(("network", "member", "partner"),
+                    ("sent", "accepted", "converted", "deal_value", "reversed_value")),
+        )  # fmt: skip
+        db.insert(
+            self.t(PAIRS),
+            ("network", "member_a", "member_b", "first_interaction_at", "last_interaction_at",
+             "introductions", "one_to_ones"),
+            [
+                (*key, _ts(db, r[0]), _ts(db, r[1]), r[2], r[3])
+                for key, r in self._pairs.changed()
+            ],
+            _upsert(("network", "member_a", "member_b"),
+                    ("first_interaction_at", "last_interaction_at", "introductions",
+                     "one_to_ones")),
+        )  # fmt: skip
+        db.insert(
+            self.t(AGREEMENTS),
+            ("network", "agreement", "position", "kind", "status", "proposed_at", "pilot_days",
+             "effective_at", "pilot_ends_at", "referrals_per_month", "conversion_rate"),
+            [
+                (*key, r[0], r[1], r[2], ts(r[3]), r[4], _ts(db, r[5]), _ts(db, r[6]), r[7], r[8])
+                for key, r in self._agreements.changed()
+            ],
+            _upsert(("network", "agreement"),
+                    ("position", "kind", "status", "proposed_at", "pilot_days", "effective_at",
+                     "pilot_ends_at", "referrals_per_month", "conversion_rate")),
+        )  # fmt: skip
+        db.insert(
+            self.t(PARTIES),
+            ("network", "agreement", "party", "accepted"),
+            [
+                (*key, party, accepted)
+                for key, parties in self._parties.changed()
+                for party, accepted in parties.items()
+            ],
+            _upsert(("network", "agreement", "party"), ("accepted",)),
+        )
+        self.discard()
+
+    def discard(self) -> None:
+        self._networks = {}
+        self._members = {}
+        for rows in (self._referrals, self._flows, self._pairs, self._agreements):
+            rows.clear()
+        self._parties.clear()
+
+
+def _ts(db: SqlBackend, moment: datetime | None) -> Any:
+    return db.ts(moment) if moment is not None else None
+
+
+def _upsert(key: Sequence[str], columns: Sequence[str]) -> str:
+    """``ON CONFLICT (key) DO UPDATE`` setting ``columns`` to the row inserted."""
+    sets = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
 
 
 def _targets(terms: Terms) -> tuple[int | None, str | None]:

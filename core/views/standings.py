@@ -68,7 +68,7 @@ from ..errors import NotFound
 from ..events import Event
 from ..periods import Calendar, Period
 from ..pluginmanager import PluginFailed, Rules
-from ..projection import NETWORK_TOPICS, Networks, Projection, projection
+from ..projection import NETWORK_TOPICS, BatchRows, Networks, Projection, by_network, projection
 from ..rules import Activity, Decision, Score, TierChoice, Window, inputs_digest
 from ..sql import SqlBackend
 
@@ -239,8 +239,20 @@ class Standings(Projection):
         self._counts: dict[tuple[str, str, str, str], list[int]] = {}
         #: network → the earliest business time changed in this batch (None: everything)
         self._dirty: dict[str, datetime | None] = {}
+        # The batch's rows, read once and written once (see Projection.prepare/flush).
+        #: network → [first, last] business time of its events
+        self._span_rows: BatchRows[str, list[datetime]] = BatchRows(self._load_spans)
         #: network → its span before this batch (the batch may add periods after its end)
         self._spans: dict[str, tuple[datetime, datetime] | None] = {}
+        #: (network, member) → [status, first_at, first_position]
+        self._members: BatchRows[tuple[str, str], list[Any]] = BatchRows(self._load_members)
+        #: (network, meeting, member) → [status, occurred_at]
+        self._attendance: BatchRows[tuple[str, str, str], list[Any]] = BatchRows(
+            self._load_attendance
+        )
+        #: (network, referral) → its credited member
+        self._senders: BatchRows[tuple[str, str], str] = BatchRows(self._load_senders)
+        self._conversions: list[tuple[str, int, str, datetime]] = []
 
     def create(self) -> None:
         ts = self.db.timestamp
@@ -307,13 +319,94 @@ class Standings(Projection):
             found[0] += 0 if field in _AMOUNTS else 1
             found[1] += amount
 
-    def _sender(self, network: str, referral: str) -> str | None:
-        _, rows = self.db.execute(
-            f"SELECT member FROM {self.t('partnerledger_standing_senders')} "
-            "WHERE network = ? AND referral = ?",
-            (network, referral),
-        )
-        return str(rows[0][0]) if rows else None
+    # -- reading a batch's rows ---------------------------------------------
+
+    def _load_spans(self, keys: list[str]) -> dict[str, list[datetime]]:
+        dt = self.db.dt
+        return {
+            str(network): [dt(first), dt(last)]
+            for network, first, last in self.db.select_in(
+                f"SELECT network, first_at, last_at FROM {self.t('partnerledger_standing_spans')} "
+                "WHERE network {in}",
+                (),
+                keys,
+            )
+        }
+
+    def _load_members(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
+        found: dict[tuple[str, str], list[Any]] = {}
+        for network, members in by_network(keys).items():
+            for member, status, first_at, first_position in self.db.select_in(
+                "SELECT member, status, first_at, first_position FROM "
+                f"{self.t('partnerledger_standing_members')} WHERE network = ? AND member {{in}}",
+                (network,),
+                members,
+            ):
+                found[(network, str(member))] = [
+                    str(status),
+                    self.db.dt(first_at),
+                    int(first_position),
+                ]
+        return found
+
+    def _load_attendance(
+        self, keys: list[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], list[Any]]:
+        found: dict[tuple[str, str, str], list[Any]] = {}
+        for network, meetings in by_network(keys).items():
+            for meeting, member, status, occurred_at in self.db.select_in(
+                "SELECT meeting, member, status, occurred_at FROM "
+                f"{self.t('partnerledger_standing_attendance')} "
+                "WHERE network = ? AND meeting {in}",
+                (network,),
+                meetings,
+            ):
+                found[(network, str(meeting), str(member))] = [
+                    str(status),
+                    self.db.dt(occurred_at),
+                ]
+        return found
+
+    def _load_senders(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        found: dict[tuple[str, str], str] = {}
+        for network, referrals in by_network(keys).items():
+            for referral, member in self.db.select_in(
+                f"SELECT referral, member FROM {self.t('partnerledger_standing_senders')} "
+                "WHERE network = ? AND referral {in}",
+                (network,),
+                referrals,
+            ):
+                found[(network, str(referral))] = str(member)
+        return found
+
+    def prepare(self, events: Sequence[tuple[int, Event]]) -> None:
+        networks: list[str] = []
+        members: list[tuple[str, str]] = []
+        attendance: list[tuple[str, str, str]] = []
+        senders: list[tuple[str, str]] = []
+        for _, event in events:
+            command: Any = event.command
+            network: str = command.network
+            networks.append(network)
+            if isinstance(
+                command,
+                MemberInvited | MemberJoined | MemberSuspended | MemberReinstated | MemberLeft,
+            ):
+                members.append((network, command.member))
+            elif isinstance(command, MeetingAttended):
+                attendance.append((network, command.meeting, command.member))
+            elif isinstance(
+                command, ReferralSent | ReferralConverted | ReferralReversed | CreditReassigned
+            ):
+                senders.append((network, command.referral))
+        self._span_rows.fetch(networks)
+        for network in dict.fromkeys(networks):
+            if network not in self._spans:
+                row = self._span_rows.rows.get(network)
+                self._spans[network] = (row[0], row[1]) if row is not None else None
+        self._members.fetch(members)
+        self._attendance.fetch(attendance)
+        self._senders.fetch(senders)
 
     def handle(self, position: int, event: Event, networks: Networks) -> None:
         command: Any = event.command
@@ -329,70 +422,48 @@ class Standings(Projection):
         self._span(network, when)
         self._touch(network, when)
         if isinstance(command, MemberInvited | MemberJoined):
-            self.db.execute(
-                f"""INSERT INTO {self.t("partnerledger_standing_members")}
-                (network, member, status, first_at, first_position) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (network, member) DO UPDATE SET status = excluded.status""",
-                (
-                    network,
-                    command.member,
-                    "invited" if isinstance(command, MemberInvited) else "active",
-                    self.db.ts(when),
-                    position,
-                ),
-            )
+            status = "invited" if isinstance(command, MemberInvited) else "active"
+            key = (network, command.member)
+            row = self._members.get(key)
+            if row is None:
+                self._members.put(key, [status, when, position])
+            else:
+                row[0] = status
+                self._members.put(key, row)
         elif isinstance(command, MemberSuspended | MemberReinstated | MemberLeft):
-            status = {MemberSuspended: "suspended", MemberReinstated: "active"}.get(
-                type(command), "left"
-            )
-            self.db.execute(
-                f"UPDATE {self.t('partnerledger_standing_members')} SET status = ? "
-                "WHERE network = ? AND member = ?",
-                (status, network, command.member),
-            )
+            key = (network, command.member)
+            row = self._members.get(key)
+            if row is not None:
+                row[0] = {MemberSuspended: "suspended", MemberReinstated: "active"}.get(
+                    type(command), "left"
+                )
+                self._members.put(key, row)
         elif isinstance(command, MeetingAttended):
-            _, rows = self.db.execute(
-                f"SELECT occurred_at FROM {self.t('partnerledger_standing_attendance')} "
-                "WHERE network = ? AND meeting = ? AND member = ?",
-                (network, command.meeting, command.member),
-            )
-            if rows:  # a correction also changes the period of the line it replaces
-                self._touch(network, self.db.dt(rows[0][0]))
-            self.db.execute(
-                f"""INSERT INTO {self.t("partnerledger_standing_attendance")}
-                (network, meeting, member, status, occurred_at) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (network, meeting, member) DO UPDATE
-                SET status = excluded.status, occurred_at = excluded.occurred_at""",
-                (network, command.meeting, command.member, command.status, self.db.ts(when)),
-            )
+            place = (network, command.meeting, command.member)
+            line = self._attendance.get(place)
+            if line is not None:  # a correction also changes the period of the line it replaces
+                self._touch(network, line[1])
+            self._attendance.put(place, [command.status, when])
         elif isinstance(command, ReferralSent):
-            self.db.execute(
-                f"INSERT INTO {self.t('partnerledger_standing_senders')} "
-                "(network, referral, member) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                (network, command.referral, command.from_member),
-            )
+            key = (network, command.referral)
+            if self._senders.get(key) is None:
+                self._senders.put(key, command.from_member)
             self._count(network, command.from_member, when, "referrals_given")
             self._count(network, command.to_member, when, "referrals_received")
         elif isinstance(command, ReferralConverted):
-            sender = self._sender(network, command.referral)
+            sender = self._senders.get((network, command.referral))
             if sender is not None:
                 self._count(network, sender, when, "referrals_given_converted")
                 self._count(
                     network, sender, when, "converted_value_given", _units(command.deal_value)
                 )
-                self.db.execute(
-                    f"INSERT INTO {self.t('partnerledger_standing_conversions')} "
-                    "(network, position, member, occurred_at) VALUES (?, ?, ?, ?)",
-                    (network, position, sender, self.db.ts(when)),
-                )
+                self._conversions.append((network, position, sender, when))
         elif isinstance(command, CreditReassigned):  # later conversions count for the new member
-            self.db.execute(
-                f"UPDATE {self.t('partnerledger_standing_senders')} SET member = ? "
-                "WHERE network = ? AND referral = ?",
-                (command.to_member, network, command.referral),
-            )
+            key = (network, command.referral)
+            if self._senders.get(key) is not None:
+                self._senders.put(key, command.to_member)
         elif isinstance(command, ReferralReversed):
-            sender = self._sender(network, command.referral)
+            sender = self._senders.get((network, command.referral))
             if sender is not None:
                 value = -_units(command.amount)
                 self._count(network, sender, when, "converted_value_given", value)
@@ -413,19 +484,14 @@ class Standings(Projection):
             self._count(network, command.introducer, when, "introductions")
 
     def _span(self, network: str, when: datetime) -> None:
+        row = self._span_rows.get(network)
         if network not in self._spans:
-            self._spans[network] = span(self.db, network)
-        stamp = self.db.ts(when)
-        spans = self.t("partnerledger_standing_spans")
-        self.db.execute(
-            f"""INSERT INTO {spans} (network, first_at, last_at)
-            VALUES (?, ?, ?) ON CONFLICT (network) DO UPDATE SET
-            first_at = CASE WHEN excluded.first_at < {spans}.first_at
-                THEN excluded.first_at ELSE {spans}.first_at END,
-            last_at = CASE WHEN excluded.last_at > {spans}.last_at
-                THEN excluded.last_at ELSE {spans}.last_at END""",
-            (network, stamp, stamp),
-        )
+            self._spans[network] = (row[0], row[1]) if row is not None else None
+        if row is None:
+            self._span_rows.put(network, [when, when])
+        elif when < row[0] or when > row[1]:
+            row[0], row[1] = min(row[0], when), max(row[1], when)
+            self._span_rows.put(network, row)
 
     def _record(
         self,
@@ -521,18 +587,51 @@ class Standings(Projection):
     # -- writing a batch --------------------------------------------------
 
     def flush(self, networks: Networks) -> None:
-        if self._counts:
-            self.db.executemany(
-                f"""INSERT INTO {self.t("partnerledger_standing_counts")}
-                (network, day, member, field, count, amount) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (network, day, member, field) DO UPDATE SET
-                count = {self.t("partnerledger_standing_counts")}.count + excluded.count,
-                amount = {self.t("partnerledger_standing_counts")}.amount + excluded.amount""",
-                [(*key, count, amount) for key, (count, amount) in self._counts.items()],
-            )
-            self._counts = {}
-        dirty, self._dirty = self._dirty, {}
-        before, self._spans = self._spans, {}
+        db = self.db
+        ts = db.ts
+        counts = self.t("partnerledger_standing_counts")
+        db.insert(
+            counts,
+            ("network", "day", "member", "field", "count", "amount"),
+            [(*key, count, amount) for key, (count, amount) in self._counts.items()],
+            f"""ON CONFLICT (network, day, member, field) DO UPDATE SET
+            count = {counts}.count + excluded.count,
+            amount = {counts}.amount + excluded.amount""",
+        )
+        db.insert(
+            self.t("partnerledger_standing_spans"),
+            ("network", "first_at", "last_at"),
+            [(key, ts(first), ts(last)) for key, (first, last) in self._span_rows.changed()],
+            "ON CONFLICT (network) DO UPDATE SET "
+            "first_at = excluded.first_at, last_at = excluded.last_at",
+        )
+        db.insert(
+            self.t("partnerledger_standing_members"),
+            ("network", "member", "status", "first_at", "first_position"),
+            [(*key, row[0], ts(row[1]), row[2]) for key, row in self._members.changed()],
+            "ON CONFLICT (network, member) DO UPDATE SET status = excluded.status",
+        )
+        db.insert(
+            self.t("partnerledger_standing_attendance"),
+            ("network", "meeting", "member", "status", "occurred_at"),
+            [(*key, row[0], ts(row[1])) for key, row in self._attendance.changed()],
+            "ON CONFLICT (network, meeting, member) DO UPDATE "
+            "SET status = excluded.status, occurred_at = excluded.occurred_at",
+        )
+        db.insert(
+            self.t("partnerledger_standing_senders"),
+            ("network", "referral", "member"),
+            [(*key, member) for key, member in self._senders.changed()],
+            "ON CONFLICT (network, referral) DO UPDATE SET member = excluded.member",
+        )
+        db.insert(
+            self.t("partnerledger_standing_conversions"),
+            ("network", "position", "member", "occurred_at"),
+            [(n, p, m, ts(at)) for n, p, m, at in self._conversions],
+        )
+        dirty = self._dirty
+        before = self._spans
+        self.discard()
         for network, since in dirty.items():
             old = before.get(network)
             if since is not None and old is not None and old[1] < since:
@@ -543,6 +642,11 @@ class Standings(Projection):
         self._counts = {}
         self._dirty = {}
         self._spans = {}
+        self._span_rows.clear()
+        self._members.clear()
+        self._attendance.clear()
+        self._senders.clear()
+        self._conversions = []
 
     def _recompute(self, networks: Networks, slug: str, since: datetime | None) -> None:
         network = networks.get(slug)

@@ -60,7 +60,7 @@ from ..commands import (
 from ..errors import InvalidCommand, NotFound
 from ..events import Event
 from ..privacy import personal_by_type, subject_of, vault_for
-from ..projection import Networks, Projection, projection
+from ..projection import Networks, Projection, by_network, projection
 from ..sql import SqlBackend
 
 #: The kinds of entity, in the order the trail's listings show them.
@@ -204,6 +204,30 @@ class Trail(Projection):
             )"""
         )
 
+    def prepare(self, events: Sequence[tuple[int, Event]]) -> None:
+        """Read the members of the batch's referrals, agreements and disputes in one go."""
+        wanted: dict[tuple[str, str], None] = {}
+        for _, event in events:
+            command = event.command
+            if lifecycle_record(command) is None:
+                continue
+            for record in (
+                lifecycle_record(command),
+                disputed_referral(command),
+                linked_dispute(command),
+            ):
+                if record is not None and (command.network, record) not in self._parties:
+                    wanted[(command.network, record)] = None
+        for key in wanted:
+            self._parties[key] = set()
+        for network, records in by_network(list(wanted)).items():
+            for record, member in self.db.select_in(
+                f"SELECT record, member FROM {self.t(PARTIES)} WHERE network = ? AND record {{in}}",
+                (network,),
+                records,
+            ):
+                self._parties[(network, str(record))].add(str(member))
+
     def handle(self, position: int, event: Event, networks: Networks) -> None:
         command: Command = event.command
         entities = named_entities(command)
@@ -227,23 +251,18 @@ class Trail(Projection):
                         self._new_parties.append((command.network, dispute, member))
             involved = (entity_id("member", member) for member in sorted(members))
             entities = list(dict.fromkeys([*entities, *involved]))
-        occurred_at = self.db.ts(command.occurred_at)
-        recorded_at = self.db.ts(event.recorded_at)
-        text = encode_command(command).decode()
+        common = (
+            position,
+            command.type,
+            command.actor,
+            self.db.ts(command.occurred_at),
+            self.db.ts(event.recorded_at),
+            event.command_id,
+            encode_command(command).decode(),
+        )
+        network = command.network
         self._rows.extend(
-            (
-                command.network,
-                entity,
-                entity.partition(":")[0],
-                position,
-                command.type,
-                command.actor,
-                occurred_at,
-                recorded_at,
-                event.command_id,
-                text,
-            )
-            for entity in entities
+            [(network, entity, entity.partition(":")[0], *common) for entity in entities]
         )
 
     def _members(self, network: str, record: str) -> set[str]:
@@ -259,16 +278,13 @@ class Trail(Projection):
         return members
 
     def flush(self, networks: Networks) -> None:
-        self.db.executemany(
-            f"INSERT INTO {self.t(TRAIL)} (network, entity, kind, position, type, actor, "
-            "occurred_at, recorded_at, command_id, command) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.db.insert(
+            self.t(TRAIL),
+            ("network", "entity", "kind", "position", "type", "actor", "occurred_at",
+             "recorded_at", "command_id", "command"),
             self._rows,
-        )
-        self.db.executemany(
-            f"INSERT INTO {self.t(PARTIES)} (network, record, member) VALUES (?, ?, ?)",
-            self._new_parties,
-        )
+        )  # fmt: skip
+        self.db.insert(self.t(PARTIES), ("network", "record", "member"), self._new_parties)
         self.discard()
 
     def discard(self) -> None:
