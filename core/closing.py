@@ -22,6 +22,7 @@ nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -36,8 +37,8 @@ from .commands import (
     TierDecided,
 )
 from .domain import Network
-from .errors import AlreadyExists, InvalidTransition
-from .events import Event
+from .errors import AlreadyExists, ConcurrencyConflict, InvalidTransition, LogChanged
+from .events import Event, decode_event
 from .ledger import Ledger, UnitOfWork
 from .periods import Calendar, Period
 from .pluginmanager import PluginFailed, plugin_version
@@ -60,6 +61,9 @@ class ClosePlan:
     recorded: bool = False
     #: The signed checkpoint recorded right after the close.
     checkpoint: SignedCheckpoint | None = None
+    #: The log position the views were read at: the close is written only if no
+    #: event of its network was stored after it (else it is decided again).
+    through: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -105,6 +109,8 @@ def plan_close(
     at: datetime,
 ) -> tuple[ClosePlan, UnitOfWork]:
     """Decide the close of a period in a unit of work, without committing it."""
+    # The position first, then the views: they reflect at least every event up to it.
+    through = ledger.store.last_position()
     projector.catch_up()
     work = ledger.unit_of_work()
     found = work.network(network)
@@ -220,8 +226,21 @@ def plan_close(
         )
         work.decide(statement)
         statements.append(statement)
-    plan = ClosePlan(network, chosen, decisions, statements, list(work.pending))
+    plan = ClosePlan(network, chosen, decisions, statements, list(work.pending), through=through)
     return plan, work
+
+
+#: How many times a close is decided again when its network changed meanwhile.
+CLOSE_ATTEMPTS = 5
+
+
+def _of_network(network: str) -> Callable[[list[bytes]], bool]:
+    """Whether any of these stored events belongs to ``network``."""
+
+    def moved(states: list[bytes]) -> bool:
+        return any(decode_event(state).command.network == network for state in states)
+
+    return moved
 
 
 def close_period(
@@ -234,8 +253,20 @@ def close_period(
     at: datetime,
 ) -> ClosePlan:
     """Close a period: record its tier decisions and statements, all or nothing."""
-    plan, work = plan_close(ledger, projector, network, period, actor=actor, at=at)
-    work.commit()
+    for attempt in range(1, CLOSE_ATTEMPTS + 1):
+        plan, work = plan_close(ledger, projector, network, period, actor=actor, at=at)
+        try:
+            work.commit(unchanged_after=(plan.through, _of_network(network)))
+            break
+        except LogChanged as error:
+            # An event of the network (a conversion, say) was stored after the views were
+            # read: the statements would miss it. Decide the close again, with it.
+            if attempt == CLOSE_ATTEMPTS:
+                raise ConcurrencyConflict(
+                    "period",
+                    f"the network changed while the close of {period} was decided, "
+                    f"{CLOSE_ATTEMPTS} times in a row; nothing was written, try again",
+                ) from error
     plan.recorded = True
     projector.catch_up()
     # Every close is signed: the network's tree as it stands with the close in it.

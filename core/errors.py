@@ -66,6 +66,15 @@ class VersionConflict(ConcurrencyConflict):
     """
 
 
+class LogChanged(ConcurrencyConflict):
+    """Events that matter were stored after the log position a decision was based on.
+
+    A period close is decided from the views as of one position and written
+    only if no event of its network was stored since (``Store.append``'s
+    ``unchanged_after``); otherwise it is decided again.
+    """
+
+
 class StoreUnavailable(DomainError):
     """The event store cannot be reached or used (bad URL, server down, locked file, full disk).
 

@@ -60,6 +60,7 @@ from .errors import DomainError, InvalidCommand, NotFound, VersionConflict, from
 from .events import Event, decode_event, encode_event
 from .pluginmanager import Rules, load_rules
 from .privacy import Sealed, Vault, complete_erasure, has_plaintext, shown, subject_of
+from .recorders import Unchanged
 from .rules import Veto
 from .spool import ERASURE, SEAL, Spool
 from .store import Store
@@ -452,14 +453,21 @@ class UnitOfWork:
                     if name == "agreement":
                         yield agreement_id(network, item)
 
-    def commit(self, batch_size: int = 0, on_write: Callable[[int], None] | None = None) -> int:
+    def commit(
+        self,
+        batch_size: int = 0,
+        on_write: Callable[[int], None] | None = None,
+        *,
+        unchanged_after: Unchanged | None = None,
+    ) -> int:
         """Append the pending events (all in one transaction, or in batches); returns the count.
 
         With batches, each batch is a transaction of whole commands.
         Personal fields are sealed first, the subjects' keys written before
         any event (docs/privacy.md); the key of a subject whose erasure was
         recorded is destroyed after its event is stored. ``on_write(n)`` is
-        called after each batch with its size.
+        called after each batch with its size. ``unchanged_after``: see
+        :meth:`Store.append` (for one transaction).
         """
         if self._spool is not None:
             return self._commit_spool(batch_size, on_write)
@@ -470,7 +478,7 @@ class UnitOfWork:
         for start in range(0, len(self.pending), size):
             batch = self.pending[start : start + size]
             try:
-                self._store.append(batch)
+                self._store.append(batch, unchanged_after=unchanged_after)
             except VersionConflict as error:
                 raise self._conflict(batch, error) from error
             written += len(batch)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from psycopg.sql import SQL, Identifier
@@ -44,6 +44,20 @@ T = TypeVar("T")
 STREAMS_CHUNK = 500
 
 
+#: ``unchanged_after=(position, moved)``: write only if ``moved(states)`` is false for the
+#: states of the events stored after ``position`` (checked under the write lock).
+Unchanged = tuple[int, Callable[[list[bytes]], bool]]
+
+
+class LogMoved(IntegrityError):
+    """Events that matter were stored after the position a batch was decided on."""
+
+
+def _check_unchanged(states: list[bytes], unchanged: Unchanged) -> None:
+    if states and unchanged[1](states):
+        raise LogMoved(f"{len(states)} events were stored after position {unchanged[0]}")
+
+
 class BatchSQLiteRecorder(SQLiteApplicationRecorder):
     """Inserts a batch of stored events with one ``executemany``."""
 
@@ -51,6 +65,8 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
         self,
         c: SQLiteCursor,
         stored_events: Sequence[StoredEvent],
+        *,
+        unchanged_after: Unchanged | None = None,
         **_: Any,
     ) -> Sequence[int] | None:
         if not stored_events:
@@ -70,6 +86,15 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
         c.execute("SELECT last_insert_rowid()")
         last = int(c.fetchone()[0])
         first = last - len(stored_events) + 1
+        if unchanged_after is not None:
+            # Our rows hold the write lock now: what lies between the position and them
+            # is every event stored since, and nobody can add one before we commit.
+            c.execute(
+                f"SELECT state FROM {self.events_table_name} "  # noqa: S608
+                "WHERE rowid > ? AND rowid < ? ORDER BY rowid",
+                (unchanged_after[0], first),
+            )
+            _check_unchanged([bytes(row[0]) for row in c.fetchall()], unchanged_after)
         return list(range(first, last + 1))
 
     def select_streams(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
@@ -118,6 +143,9 @@ class BatchPostgresRecorder(PostgresApplicationRecorder):
         self._copy_statement = SQL(
             "COPY {0} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
         ).format(table)
+        self._after_statement = SQL(
+            "SELECT state FROM {0} WHERE notification_id > %s ORDER BY notification_id"
+        ).format(table)
         self._select_streams_statement = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {0} "
             "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
@@ -141,10 +169,14 @@ class BatchPostgresRecorder(PostgresApplicationRecorder):
         # A retry after a connection lost while committing could find the first attempt
         # stored: the versions then collide, and the ledger says "try again" (the command
         # is then recognised as recorded). Nothing is ever stored twice.
-        found: Sequence[int] | None = self._twice(BatchPostgresRecorder._copy_events, stored_events)
+        found: Sequence[int] | None = self._twice(
+            BatchPostgresRecorder._copy_events, stored_events, **kwargs
+        )
         return found
 
-    def _copy_events(self, stored_events: Sequence[StoredEvent]) -> Sequence[int]:
+    def _copy_events(
+        self, stored_events: Sequence[StoredEvent], unchanged_after: Unchanged | None = None
+    ) -> Sequence[int]:
         if not stored_events:
             return []
         id_type = self.datastore.originator_id_type
@@ -154,6 +186,10 @@ class BatchPostgresRecorder(PostgresApplicationRecorder):
             conn.cursor() as curs,
         ):
             self._lock_table(curs)
+            if unchanged_after is not None:
+                # Under the table lock: no event can be stored before we commit.
+                curs.execute(self._after_statement, (unchanged_after[0],))
+                _check_unchanged([bytes(r["state"]) for r in curs.fetchall()], unchanged_after)
             self._notify_channel(curs)
             with curs.copy(self._copy_statement) as copy:
                 copy.set_types([id_type, "int8", "text", "bytea"])
@@ -215,4 +251,4 @@ class BatchPostgresRecorder(PostgresApplicationRecorder):
         return found
 
 
-__all__ = ["BatchPostgresRecorder", "BatchSQLiteRecorder"]
+__all__ = ["BatchPostgresRecorder", "BatchSQLiteRecorder", "LogMoved", "Unchanged"]

@@ -37,9 +37,9 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from .errors import StoreUnavailable, VersionConflict
+from .errors import LogChanged, StoreUnavailable, VersionConflict
 from .events import Event, decode_event, encode_event
-from .recorders import BatchPostgresRecorder, BatchSQLiteRecorder
+from .recorders import BatchPostgresRecorder, BatchSQLiteRecorder, LogMoved, Unchanged
 
 DEFAULT_DATABASE = "partnerledger.db"
 DATABASE_ENV = "PARTNERLEDGER_DATABASE"
@@ -333,17 +333,30 @@ class Store:
             raise _unavailable(self.database, error) from error
         return list(ids or [])
 
-    def append(self, events: Sequence[Event]) -> list[int]:
+    def append(
+        self, events: Sequence[Event], *, unchanged_after: Unchanged | None = None
+    ) -> list[int]:
         """Append events in one transaction; returns their positions in the log.
 
         Raises :class:`~partnerledger.errors.VersionConflict` (a
         ``ConcurrencyConflict``; nothing is written) when another writer
-        appended to one of the same aggregates first.
+        appended to one of the same aggregates first. With
+        ``unchanged_after=(position, moved)`` the events are written only if
+        ``moved`` finds nothing that matters in the states of the events
+        stored after ``position`` (checked under the store's write lock);
+        else :class:`~partnerledger.errors.LogChanged` and nothing is written.
         """
         if not events:
             return []
+        kwargs = {} if unchanged_after is None else {"unchanged_after": unchanged_after}
         try:
-            recordings = self._app.events.put(list(events))
+            recordings = self._app.events.put(list(events), **kwargs)
+        except LogMoved as error:
+            raise LogChanged(
+                "log",
+                f"events were stored after position {unchanged_after and unchanged_after[0]} "
+                "while this was decided; nothing was written",
+            ) from error
         except IntegrityError as error:
             raise VersionConflict(
                 "command",

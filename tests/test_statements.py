@@ -251,3 +251,80 @@ def test_payout_reference_is_the_note(ledger: Ledger, projector: Projector) -> N
                        currency="EUR", reference="SEPA 99"))  # fmt: skip
     [entry] = statement(projector, ledger, "ann", "2025-Q1").entries
     assert (entry.kind, entry.amount, entry.note) == ("payout", Decimal("-12.5"), "SEPA 99")
+
+
+# ------------------------------------------------ a conversion racing the close
+
+
+def test_a_close_is_not_written_over_a_conversion_stored_after_its_views_were_read(
+    ledger: Ledger, store: Store, projector: Projector
+) -> None:
+    """The close reads the views, then writes: a conversion stored in between is never lost.
+
+    Without the check the close's statement would miss the conversion's entry,
+    and the ledger view, which shows a closed statement's recorded lines, would
+    drop it. The close is written only if no event of its network was stored
+    after the position its views were read at (under the store's write lock).
+    """
+    from partnerledger.closing import _of_network, plan_close
+    from partnerledger.errors import LogChanged
+
+    setup(ledger)
+    referral(ledger, "r1", at(1, 10), at(2, 3), "10000")
+    ledger.execute(cmd("referral.sent", at(3, 1), referral="r2", from_member="ann",
+                       to_member="bob", customer="customer r2"),
+                   cmd("referral.accepted", at(3, 1), referral="r2"))  # fmt: skip
+    plan, work = plan_close(ledger, projector, NET, "2025-Q1", actor="coordinator", at=at(4, 2))
+    assert plan.through == store.last_position()
+    # Another writer converts r2 (business time in Q1) after the close read its views.
+    other = Ledger(store)
+    other.execute(cmd("referral.converted", at(3, 20), referral="r2", deal_value="500",
+                      currency="EUR"))  # fmt: skip
+    before = store.last_position()
+    with pytest.raises(LogChanged):
+        work.commit(unchanged_after=(plan.through, _of_network(NET)))
+    assert store.last_position() == before  # nothing of the close was written
+    # An event of another network in between does not stop a close.
+    plan, work = plan_close(ledger, projector, NET, "2025-Q1", actor="coordinator", at=at(4, 2))
+    other.execute(
+        convert_command({"type": "network.created", "network": "elsewhere", "actor": "x",
+                         "occurred_at": at(1), "name": "Elsewhere", "currency": "EUR"})
+    )  # fmt: skip
+    work.commit(unchanged_after=(plan.through, _of_network(NET)))
+    q1 = statement(projector, ledger, "ann", "2025-Q1")
+    assert [e.amount for e in q1.entries if e.source_type == "referral.converted"] == [
+        Decimal("1000.00"),
+        Decimal("50.00"),
+    ]
+
+
+def test_close_period_decides_again_when_its_network_changed_meanwhile(
+    ledger: Ledger, store: Store, projector: Projector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from partnerledger import closing
+
+    setup(ledger)
+    ledger.execute(cmd("referral.sent", at(3, 1), referral="r2", from_member="ann",
+                       to_member="bob", customer="customer r2"),
+                   cmd("referral.accepted", at(3, 1), referral="r2"))  # fmt: skip
+    planned = closing.plan_close
+    calls = []
+
+    def racing_plan(*args: Any, **kwargs: Any) -> Any:
+        found = planned(*args, **kwargs)
+        calls.append(found[0].through)
+        if len(calls) == 1:  # a conversion lands between the first plan and its write
+            Ledger(store).execute(cmd("referral.converted", at(3, 20), referral="r2",
+                                      deal_value="500", currency="EUR"))  # fmt: skip
+        return found
+
+    monkeypatch.setattr(closing, "plan_close", racing_plan)
+    plan = close_period(ledger, projector, NET, "2025-Q1", actor="coordinator", at=at(4, 2))
+    assert len(calls) == 2 and calls[1] > calls[0]
+    [ann] = [s for s in plan.statements if s.member == "ann"]
+    fees = [e.amount for e in ann.entries if e.source_type == "referral.converted"]
+    assert fees == [Decimal("50.00")]
+    q1 = statement(projector, ledger, "ann", "2025-Q1")
+    assert [e.amount for e in q1.entries if e.source_type == "referral.converted"] == fees
+    assert q1.closing == ann.closing
+    assert len([e for _, e in store.read() if e.type == "period.closed"]) == 1
