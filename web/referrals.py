@@ -267,10 +267,8 @@ def _pipeline(
     thanked: list[Card] = []
     for status in STATUSES:
         before = parse_cursor(older[1]) if older is not None and older[0] == status else None
-        rows = []
-        if totals.get(status):
-            rows = column(db, network, status, member=mine, before=before,
-                          limit=COLUMN_LIMIT + 1)  # fmt: skip
+        # Every column asked, even an empty one: the same statements whatever the history.
+        rows = column(db, network, status, member=mine, before=before, limit=COLUMN_LIMIT + 1)
         cards = cards_of(services, network, rows[:COLUMN_LIMIT])
         columns.append({
             "status": status, "cards": cards, "total": totals.get(status, 0),
