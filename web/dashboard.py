@@ -9,7 +9,8 @@
   happened, so the months add up to the converted value);
 * the conversion funnel (sent → accepted → converted) and the network graph
   of who refers whom, from the scorecards view measured now: one arrow per
-  direction with referrals, its width by their count, dashed when the pair
+  direction with referrals (the 60 busiest directions; the page says how many
+  more there are), its width by their count, dashed when the pair
   is dormant, in the warning colour when the referrals go one way only;
 * the members per tier in every period, from the standings view.
 
@@ -48,6 +49,8 @@ CENT = Decimal("0.01")
 EDGE_COLOUR = "#1f5fbf"
 WARN_COLOUR = "#b54708"
 NO_TIER = "no tier"
+#: The busiest directions the graph and its table show (the rest: the members' scorecards).
+GRAPH_EDGES = 60
 #: Room left around the circle for the names, and their length there.
 LABEL_ROOM = 165
 LABEL_CHARS = 24
@@ -280,6 +283,8 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     node_radius: int = 9
+    #: Directions with referrals left out (beyond the :data:`GRAPH_EDGES` busiest).
+    hidden: int = 0
 
     @property
     def opacity(self) -> float:
@@ -303,12 +308,17 @@ def network_graph(members: list[Any], cards: list[Scorecard], currency: str) -> 
         ):
             if flow.sent:
                 directions.append((source, target, flow, card))
+    # The busiest directions only, so the page stays the same size however long the history.
+    ranked = sorted(directions, key=lambda d: -d[2].sent)
+    hidden = max(len(ranked) - GRAPH_EDGES, 0)
+    kept = {id(d) for d in ranked[:GRAPH_EDGES]}
+    directions = [d for d in directions if id(d) in kept]
     involved = {s for d in directions for s in d[:2]}
     slugs = [m.slug for m in members if m.status != "left" or m.slug in involved]
     slugs += sorted(involved - set(slugs))
     radius = max(130, min(320, 7 * len(slugs)))
     size = 2 * (radius + 9 + LABEL_ROOM)
-    graph = Graph(width=size, height=size)
+    graph = Graph(width=size, height=size, hidden=hidden)
     cx = cy = size / 2
     where: dict[str, tuple[float, float]] = {}
     for index, slug in enumerate(slugs):
