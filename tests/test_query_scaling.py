@@ -320,10 +320,17 @@ def test_the_statements_of_each_page_use_indexes(
             if table not in ("stored_events", "partnerledger_events"):
                 _fill(db, table, 400)
         if db.kind == "postgresql":
-            db.execute(f"ANALYZE {db.table('partnerledger_events')}")
+            # Many more stored events (other aggregates), so that an index is worth using.
+            events = db.table("partnerledger_events")
+            db.execute(
+                f"INSERT INTO {events} (originator_id, originator_version, topic, state) "
+                f"SELECT gen_random_uuid(), originator_version, topic, state FROM {events} "
+                "CROSS JOIN generate_series(1, 40)"
+            )
+            db.execute(f"ANALYZE {events}")
             for table in LARGE[:-2]:
                 db.execute(f"ANALYZE {db.table(table)}")
-        explained = 0
+        explained, full = 0, []
         for name in PAGES:
             for text in found[f"{name} params"][0]:
                 sql, params = json.loads(text)
@@ -332,8 +339,11 @@ def test_the_statements_of_each_page_use_indexes(
                 ):
                     continue
                 typed: list[Any] = [int(p) if p.isdigit() else p for p in params]
-                assert _plan(db, sql, typed) == [], (name, sql)
+                scans = _plan(db, sql, typed)
+                if scans:
+                    full.append((name, sql, scans))
                 explained += 1
+        assert full == []
         assert explained >= len(PAGES)
     finally:
         db.close()

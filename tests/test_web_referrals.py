@@ -12,6 +12,7 @@ import pytest
 
 from partnerledger import Database
 from partnerledger.privacy import Sealed, Vault
+from partnerledger.web.referrals import COLUMN_LIMIT
 from webkit import World, browser, build_world, command, events, record
 
 PIPELINE = "/n/riverside/referrals"
@@ -345,15 +346,21 @@ def test_columns_show_the_latest_cards_and_older_ones_a_page_at_a_time(
     )  # fmt: skip
     with browser(world, tmp_path, world.coordinator) as web:
         sent = column(web.get(PIPELINE).text, "sent")
-        assert sent.count('class="card"') == 30
-        assert "Bulk customer 34" in sent and "Dana Whitfield" not in sent
-        assert "30 of 36 shown" in sent
-        older = re.search(r'href="([^"]*status=sent&amp;before=[^"]*)" rel="next"', sent)
-        assert older is not None
-        sent = column(web.get(html.unescape(older.group(1))).text, "sent")
-        assert sent.count('class="card"') == 6 and "Dana Whitfield" in sent
-        assert "Bulk customer 04" in sent and "Bulk customer 05" not in sent
-        assert 'rel="next"' not in sent  # the oldest page
+        assert sent.count('class="card"') == COLUMN_LIMIT == 10
+        assert "Bulk customer 34" in sent and "Bulk customer 25" in sent
+        assert "Bulk customer 24" not in sent and "Dana Whitfield" not in sent
+        assert "10 of 36 shown" in sent
+        seen = []
+        for _ in range(4):  # three older pages of 10, 10 and 6 cards
+            older = re.search(r'href="([^"]*status=sent&amp;before=[^"]*)" rel="next"', sent)
+            assert older is not None
+            sent = column(web.get(html.unescape(older.group(1))).text, "sent")
+            seen.append(sent.count('class="card"'))
+            if 'rel="next"' not in sent:
+                break
+        assert seen == [10, 10, 6]
+        assert "Dana Whitfield" in sent and "Bulk customer 05" not in sent
+        assert "Bulk customer 04" in sent and "Bulk customer 00" in sent
 
 
 def test_an_error_on_a_field_the_member_cannot_change_is_still_shown(

@@ -74,7 +74,7 @@ _EVENTS = {
     "reverse": ("referral.reversed", ("amount", "currency", "reason")),
 }
 #: Cards shown per column (a page; the "Older" link shows the next).
-COLUMN_LIMIT = 30
+COLUMN_LIMIT = 10
 _CENT = Decimal("0.01")
 SEND_FIELDS = ("referral", "from_member", "to_member", "customer", "customer_contact", "note")
 TYFCB_FIELDS = ("member", "thanked_member", "amount", "currency", "referral", "note")
@@ -263,17 +263,21 @@ def _pipeline(
         totals: dict[str, int] = {}
     else:
         totals = counts(db, network, member=mine)
-    columns = []
-    thanked: list[Card] = []
+    pages: list[tuple[str, list[PipelineRow], bool]] = []
     for status in STATUSES:
         before = parse_cursor(older[1]) if older is not None and older[0] == status else None
         # Every column asked, even an empty one: the same statements whatever the history.
         rows = column(db, network, status, member=mine, before=before, limit=COLUMN_LIMIT + 1)
-        cards = cards_of(services, network, rows[:COLUMN_LIMIT])
+        pages.append((status, rows, before is not None))
+    shown = cards_of(services, network, [r for _, rows, _ in pages for r in rows[:COLUMN_LIMIT]])
+    columns = []
+    thanked: list[Card] = []
+    for status, rows, paged in pages:
+        cards, shown = shown[: min(len(rows), COLUMN_LIMIT)], shown[min(len(rows), COLUMN_LIMIT) :]
         columns.append({
             "status": status, "cards": cards, "total": totals.get(status, 0),
             "older": cursor_of(cards[-1]) if len(rows) > COLUMN_LIMIT else None,
-            "paged": before is not None,
+            "paged": paged,
         })  # fmt: skip
         if status in ("converted", "reversed"):
             thanked.extend(c for c in cards if me is None or c.to_member == me)
