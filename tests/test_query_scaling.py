@@ -35,6 +35,8 @@ from webkit import PASSWORD, Browser, command
 NETWORK = "riverside"
 PERIOD = "2025-Q2"
 MEMBERS = [f"m-{i}" for i in range(6)]
+#: Referrals of the small history: 12 in each status, more than a pipeline column shows.
+SMALL = 72
 COORDINATOR = "coord@riverside.example"
 MEMBER = "m0@riverside.example"  # acts for m-0
 
@@ -123,9 +125,10 @@ def record(url: str, commands: Sequence[Any]) -> None:
 
 
 def small_history(url: str) -> None:
-    """Riverside in 2024-Q4 and 2025-Q2: members and a few referrals of the period shown."""
+    """Riverside in 2024-Q4 and 2025-Q2: members, and referrals of the period shown enough
+    to fill every page (each pipeline column, a page of the referral list) already."""
     record(url, _network(NETWORK, datetime(2024, 10, 1, tzinfo=UTC)))
-    record(url, _referrals(NETWORK, "now", datetime(2025, 4, 2, 9, tzinfo=UTC), 12))
+    record(url, _referrals(NETWORK, "now", datetime(2025, 4, 2, 9, tzinfo=UTC), SMALL))
     with Accounts(Database.parse(url)) as accounts:
         for email, role, member in ((COORDINATOR, "coordinator", None), (MEMBER, "member", "m-0")):
             user = accounts.create_user(email, email.split("@")[0], PASSWORD)
@@ -134,9 +137,9 @@ def small_history(url: str) -> None:
 
 def more_history(url: str) -> None:
     """Ten times the history: riverside's earlier quarters, and another network."""
-    record(url, _referrals(NETWORK, "old", datetime(2024, 10, 2, 9, tzinfo=UTC), 100))
+    record(url, _referrals(NETWORK, "old", datetime(2024, 10, 2, 9, tzinfo=UTC), 7 * SMALL))
     record(url, _network("harbor", datetime(2024, 10, 1, tzinfo=UTC)))
-    record(url, _referrals("harbor", "h", datetime(2024, 10, 2, 9, tzinfo=UTC), 30))
+    record(url, _referrals("harbor", "h", datetime(2024, 10, 2, 9, tzinfo=UTC), 2 * SMALL))
 
 
 # ---------------------------------------------------------------- measuring
@@ -198,7 +201,7 @@ def clients(url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def measure(
-    url: str, tmp_path: Path, statements: Statements, repeat: int = 5
+    url: str, tmp_path: Path, statements: Statements, repeat: int = 7
 ) -> dict[str, tuple[list[str], float, int]]:
     """Per target: the statements one request runs, its median time, and log reads."""
     found: dict[str, tuple[list[str], float, int]] = {}
@@ -247,8 +250,10 @@ def test_pages_do_the_same_statements_whatever_the_history(
         shape_after, time_after, reads_after = after[name]
         assert reads_before == reads_after == 0, f"{name} read the log"
         assert shape_after == shape_before, f"{name}: the statements changed with the history"
-        # Generous: a shared, noisy machine; medians of several requests.
-        assert time_after < 3 * time_before + 0.02, (name, time_before, time_after)
+        # Generous: a shared, noisy machine (medians of several requests, and 30 ms for a
+        # scheduler's hiccup on answers of a few ms); a page that folded the history
+        # (ten times the rows) would still be far beyond it.
+        assert time_after < 3 * time_before + 0.03, (name, time_before, time_after)
 
 
 # ------------------------------------------------------------------ EXPLAIN
@@ -369,7 +374,6 @@ def _all_pages(
 
 def test_small_pages_add_up_to_the_whole_list(database_url: str, tmp_path: Path) -> None:
     small_history(database_url)
-    more_history(database_url)
     with clients(database_url, tmp_path) as c:
         client: TestClient[Any] = c["client"]
         bearer = {"Authorization": f"Bearer {c['token']}"}
@@ -391,7 +395,7 @@ def test_small_pages_add_up_to_the_whole_list(database_url: str, tmp_path: Path)
             assert got == expected, path
         referrals = client.get(f"/api/v1/networks/{NETWORK}/referrals?limit=200", headers=bearer)
         sent = [r["referral"] for r in referrals.json()["items"]]
-        assert len(sent) == 112 and sent[:2] == ["now-0", "now-1"]  # in the order sent
+        assert sent == [f"now-{i}" for i in range(SMALL)]  # in the order sent
         pairs = client.get(f"/api/v1/networks/{NETWORK}/scorecards?limit=200", headers=bearer)
         keys = [(s["member"], s["partner"]) for s in pairs.json()["items"]]
         assert keys == sorted(keys) and len(keys) == len(set(keys)) == 15

@@ -276,12 +276,12 @@ def ties(
     shown = busiest[:limit]
     last: dict[tuple[str, str], datetime] = {}
     if shown:
-        keys = sorted({(min(str(r[0]), str(r[1])), max(str(r[0]), str(r[1]))) for r in shown})
-        match = " OR ".join("(member_a = ? AND member_b = ?)" for _ in keys)
+        slugs = sorted({str(m) for r in shown for m in r[:2]})
+        marks = ", ".join("?" for _ in slugs)
         _, times = db.execute(
             f"SELECT member_a, member_b, last_interaction_at FROM {db.table(PAIRS)} "  # noqa: S608  # the view's own tables
-            f"WHERE network = ? AND ({match})",
-            (network, *(m for key in keys for m in key)),
+            f"WHERE network = ? AND member_a IN ({marks}) AND member_b IN ({marks})",
+            (network, *slugs, *slugs),
         )
         last = {(str(a), str(b)): db.dt(t) for a, b, t in times if t is not None}
     directions = []
