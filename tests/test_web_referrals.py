@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,6 +12,7 @@ import pytest
 
 from partnerledger import Database
 from partnerledger.privacy import Sealed, Vault
+from partnerledger.web.referrals import COLUMN_LIMIT
 from webkit import World, browser, build_world, command, events, record
 
 PIPELINE = "/n/riverside/referrals"
@@ -330,7 +332,9 @@ def test_tyfcb_for_a_referral_of_someone_else_is_refused_next_to_the_field(
     assert events(world, "tyfcb.reported") == []
 
 
-def test_columns_show_the_latest_cards_and_all_on_demand(world: World, tmp_path: Path) -> None:
+def test_columns_show_the_latest_cards_and_older_ones_a_page_at_a_time(
+    world: World, tmp_path: Path
+) -> None:
     record(
         world,
         *(
@@ -342,11 +346,21 @@ def test_columns_show_the_latest_cards_and_all_on_demand(world: World, tmp_path:
     )  # fmt: skip
     with browser(world, tmp_path, world.coordinator) as web:
         sent = column(web.get(PIPELINE).text, "sent")
-        assert sent.count('class="card"') == 30
-        assert "Bulk customer 34" in sent and "Dana Whitfield" not in sent
-        assert "30 of 36 shown" in sent
-        sent = column(web.get(f"{PIPELINE}?show=all").text, "sent")
-        assert sent.count('class="card"') == 36 and "Dana Whitfield" in sent
+        assert sent.count('class="card"') == COLUMN_LIMIT == 10
+        assert "Bulk customer 34" in sent and "Bulk customer 25" in sent
+        assert "Bulk customer 24" not in sent and "Dana Whitfield" not in sent
+        assert "10 of 36 shown" in sent
+        seen = []
+        for _ in range(4):  # three older pages of 10, 10 and 6 cards
+            older = re.search(r'href="([^"]*status=sent&amp;before=[^"]*)" rel="next"', sent)
+            assert older is not None
+            sent = column(web.get(html.unescape(older.group(1))).text, "sent")
+            seen.append(sent.count('class="card"'))
+            if 'rel="next"' not in sent:
+                break
+        assert seen == [10, 10, 6]
+        assert "Dana Whitfield" in sent and "Bulk customer 05" not in sent
+        assert "Bulk customer 04" in sent and "Bulk customer 00" in sent
 
 
 def test_an_error_on_a_field_the_member_cannot_change_is_still_shown(

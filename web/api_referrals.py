@@ -21,10 +21,11 @@ from litestar import Request, Response
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from partnerledger import DomainError
-from partnerledger.domain import Referral, referral_id
+from partnerledger.domain import Referral
 from partnerledger.domain.referral import ReferralStatus
 from partnerledger.errors import StoreUnavailable
 from partnerledger.types import Currency, Name, Slug, Text
+from partnerledger.views.pipeline import PipelineRow, in_order_sent
 from partnerledger.views.trail import entities, trail
 
 from .api_common import (
@@ -162,6 +163,36 @@ def record_positions(
     return sorted((e.first_position, e.entity.partition(":")[2]) for e in found)
 
 
+def _row_fields(
+    request: Request[Any, Any, Any], network: str, rows: list[PipelineRow]
+) -> list[dict[str, Any]]:
+    """The API's fields of pipeline view rows, personal data revealed in one read."""
+    shown = services(request).ledger.vault.reveal_many(
+        network,
+        [(f, v) for r in rows for f, v in (("customer", r.customer),
+                                           ("customer_contact", r.customer_contact))],
+    )  # fmt: skip
+    return [
+        {
+            "referral": r.referral,
+            "from_member": r.from_member,
+            "to_member": r.to_member,
+            "customer": shown[2 * i] or "",
+            "customer_contact": shown[2 * i + 1],
+            "subject": r.subject,
+            "status": r.status,
+            "sent_at": r.sent_at,
+            "updated_at": r.updated_at,
+            "deal_value": amount(r.deal_value) if r.deal_value is not None else None,
+            "currency": r.currency,
+            "converted_at": r.converted_at,
+            "reversed_amount": amount(r.reversed_amount),
+            "net_value": amount(r.net_value),
+        }
+        for i, r in enumerate(rows)
+    ]
+
+
 @api_get("/networks/{network:str}/referrals", operation_id="listReferrals", tag=TAG)
 async def list_referrals(
     request: Request[Any, Any, Any],
@@ -174,29 +205,16 @@ async def list_referrals(
     """The network's referrals, in the order they were sent.
 
     Filter by ``status`` and by ``member`` (sent or received by that
-    business). A member sees only their own business's referrals.
+    business). A member sees only their own business's referrals. A page is
+    read from the pipeline view with a LIMIT: its work grows with ``limit``,
+    not with the network's history.
     """
     member = only_self(request, network, member)
-    after = offset(cursor)
-    work = services(request).ledger.unit_of_work()
-    items: list[Referral] = []
-    following, last = None, after
-    for position, slug in record_positions(request, network, "referral"):
-        if position <= after:
-            continue
-        found = work.load(Referral, referral_id(network, slug))
-        if found is None or (status is not None and found.status != status):
-            continue
-        if member is not None and member not in (found.from_member, found.to_member):
-            continue
-        if len(items) == limit:
-            following = str(last)
-            break
-        items.append(found)
-        last = position
-    return ReferralPage(
-        items=[ReferralOut(**fields) for fields in _fields(request, items)], next=following
-    )
+    rows = in_order_sent(services(request).db, network, after=offset(cursor), status=status,
+                         member=member, limit=limit + 1)  # fmt: skip
+    following = str(rows[limit - 1].position) if len(rows) > limit else None
+    items = _row_fields(request, network, rows[:limit])
+    return ReferralPage(items=[ReferralOut(**fields) for fields in items], next=following)
 
 
 def _load(request: Request[Any, Any, Any], network: str, referral: str) -> Referral:

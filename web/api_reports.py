@@ -36,6 +36,7 @@ from .api_common import (
     LogEvent,
     api_get,
     log_event,
+    offset,
     only_self,
     parse_time,
     require_self,
@@ -329,20 +330,24 @@ async def list_scorecards(
     """
     member = only_self(request, network, member)
     cut = api_cut(as_of, as_of_recorded)
+    # One more than a page: the database reads only this page's pairs.
+    start = offset(cursor)
+    page = {"offset": start, "limit": limit + 1}
     try:
         if cut is None:
             cards = scorecards(services(request).db, network, member=member,
-                               as_of=datetime.now(UTC), dormant_days=dormant_days)  # fmt: skip
+                               as_of=datetime.now(UTC), dormant_days=dormant_days,
+                               **page)  # fmt: skip
         else:
             with api_views(request, network, cut) as views:
                 cards = scorecards(views, network, member=member, as_of=cut.moment,
-                                   dormant_days=dormant_days)  # fmt: skip
+                                   dormant_days=dormant_days, **page)  # fmt: skip
     except NotFound as error:
         if error.field != "network":
             raise
         cards = []  # the view has not read the network yet
-    out = [msgspec.convert(card.as_dict(), ScorecardOut) for card in cards]
-    items, following = slice_page(out, cursor, limit)
+    items = [msgspec.convert(card.as_dict(), ScorecardOut) for card in cards[:limit]]
+    following = str(start + limit) if len(cards) > limit else None
     return ScorecardPage(items=items, next=following)
 
 

@@ -9,7 +9,8 @@
   happened, so the months add up to the converted value);
 * the conversion funnel (sent → accepted → converted) and the network graph
   of who refers whom, from the scorecards view measured now: one arrow per
-  direction with referrals, its width by their count, dashed when the pair
+  direction with referrals (the 60 busiest directions; the page says how many
+  more there are), its width by their count, dashed when the pair
   is dormant, in the warning colour when the referrals go one way only;
 * the members per tier in every period, from the standings view.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -34,7 +35,14 @@ from litestar.response import Template
 from partnerledger.domain import Network
 from partnerledger.errors import NotFound
 from partnerledger.sql import SqlBackend
-from partnerledger.views.scorecards import DORMANT_DAYS, Scorecard, scorecards
+from partnerledger.views.scorecards import (
+    DORMANT_DAYS,
+    FLOWS,
+    PAIRS,
+    Scorecard,
+    scorecards,
+)
+from partnerledger.views.scorecards import _load_agreements as load_agreements
 from partnerledger.views.standings import UNITS, Standing, closed_periods, read_period, span
 
 from .pages import NAV, NavItem, page
@@ -48,6 +56,8 @@ CENT = Decimal("0.01")
 EDGE_COLOUR = "#1f5fbf"
 WARN_COLOUR = "#b54708"
 NO_TIER = "no tier"
+#: The busiest directions the graph and its table show (the rest: the members' scorecards).
+GRAPH_EDGES = 60
 #: Room left around the circle for the names, and their length there.
 LABEL_ROOM = 165
 LABEL_CHARS = 24
@@ -201,6 +211,98 @@ def latest_standings(db: SqlBackend, network: str) -> tuple[str | None, dict[str
     return period, {s.member: s for s in read_period(db, network, period)}
 
 
+@dataclass(frozen=True)
+class Direction:
+    """One direction of a pair with referrals, as the graph draws it."""
+
+    source: str
+    target: str
+    sent: int
+    converted: int
+    converted_value: Decimal
+    dormant: bool
+    one_sided: bool
+    days_quiet: int | None
+
+
+def ties(
+    db: SqlBackend, network: str, as_of: datetime, *, limit: int = GRAPH_EDGES,
+    dormant_days: int = DORMANT_DAYS,
+) -> tuple[Totals, list[Direction], int]:  # fmt: skip
+    """The network's totals, its ``limit`` busiest directions and how many more there are.
+
+    From the scorecards view's tables, measured at ``as_of`` as the
+    scorecards are (docs/scorecards.md), without building a scorecard per
+    pair: one row per direction (bounded by the members, not the history),
+    a count of the dormant pairs by the database, and the times of the
+    shown pairs only.
+    """
+    _, flows = db.execute(
+        "SELECT member, partner, sent, accepted, converted, deal_value, reversed_value "  # noqa: S608  # the view's own tables
+        f"FROM {db.table(FLOWS)} WHERE network = ?",
+        (network,),
+    )
+    sent_by = {(str(r[0]), str(r[1])): int(r[2]) for r in flows}
+    cutoff = as_of - timedelta(days=dormant_days)
+    _, quiet = db.execute(
+        f"SELECT COUNT(*) FROM {db.table(PAIRS)} WHERE network = ? AND last_interaction_at <= ?",  # noqa: S608  # the view's own tables
+        (network, db.ts(cutoff)),
+    )
+    dormant = int(quiet[0][0])
+    _, unmet = db.execute(
+        f"SELECT member_a, member_b FROM {db.table(PAIRS)} "  # noqa: S608  # the view's own tables
+        "WHERE network = ? AND last_interaction_at IS NULL",
+        (network,),
+    )
+    if unmet:  # pairs that only share agreements: quiet since their first one
+        agreements = load_agreements(db, network)
+        for a, b in unmet:
+            theirs = agreements.get((str(a), str(b)), [])
+            start = min((x.proposed_at for x in theirs), default=as_of)
+            dormant += as_of - start >= timedelta(days=dormant_days)
+    pairs = {(min(a, b), max(a, b)) for (a, b), sent in sent_by.items() if sent}
+    one_sided = sum(
+        1 for a, b in pairs if (sent_by.get((a, b), 0) > 0) != (sent_by.get((b, a), 0) > 0)
+    )
+    totals = Totals(
+        sent=sum(int(r[2]) for r in flows),
+        accepted=sum(int(r[3]) for r in flows),
+        converted=sum(int(r[4]) for r in flows),
+        converted_value=sum((Decimal(str(r[5])) - Decimal(str(r[6])) for r in flows), Decimal(0)),
+        dormant=dormant,
+        one_sided=one_sided,
+    )
+    busiest = sorted((r for r in flows if int(r[2]) > 0), key=lambda r: (-int(r[2]), r[0], r[1]))
+    shown = busiest[:limit]
+    last: dict[tuple[str, str], datetime] = {}
+    if shown:
+        slugs = sorted({str(m) for r in shown for m in r[:2]})
+        marks = ", ".join("?" for _ in slugs)
+        _, times = db.execute(
+            f"SELECT member_a, member_b, last_interaction_at FROM {db.table(PAIRS)} "  # noqa: S608  # the view's own tables
+            f"WHERE network = ? AND member_a IN ({marks}) AND member_b IN ({marks})",
+            (network, *slugs, *slugs),
+        )
+        last = {(str(a), str(b)): db.dt(t) for a, b, t in times if t is not None}
+    directions = []
+    for member, partner, sent, _, converted, deal, reversed_value in shown:
+        source, target = str(member), str(partner)
+        moment = last.get((min(source, target), max(source, target)))
+        directions.append(
+            Direction(
+                source=source,
+                target=target,
+                sent=int(sent),
+                converted=int(converted),
+                converted_value=Decimal(str(deal)) - Decimal(str(reversed_value)),
+                dormant=moment is not None and as_of - moment >= timedelta(days=dormant_days),
+                one_sided=not sent_by.get((target, source), 0),
+                days_quiet=max((as_of - moment).days, 0) if moment is not None else None,
+            )
+        )
+    return totals, directions, len(busiest) - len(shown)
+
+
 # ----------------------------------------------------------- network graph
 
 
@@ -280,6 +382,8 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     node_radius: int = 9
+    #: Directions with referrals left out (beyond the :data:`GRAPH_EDGES` busiest).
+    hidden: int = 0
 
     @property
     def opacity(self) -> float:
@@ -287,28 +391,22 @@ class Graph:
         return 0.9 if len(self.edges) <= 20 else 0.6 if len(self.edges) <= 100 else 0.4
 
 
-def network_graph(members: list[Any], cards: list[Scorecard], currency: str) -> Graph:
+def network_graph(
+    members: list[Any], directions: list[Direction], currency: str, hidden: int = 0
+) -> Graph:
     """Lay out the members (all but those who left, and anyone with referrals) and the arrows.
 
     The circle grows with the members, so neighbours keep apart; names are
-    written outwards along their radius.
+    written outwards along their radius. ``hidden``: directions not drawn.
     """
     names = {m.slug: m.name for m in members}
     status = {m.slug: m.status for m in members}
-    directions = []
-    for card in cards:
-        for source, target, flow in (
-            (card.member, card.partner, card.given),
-            (card.partner, card.member, card.received),
-        ):
-            if flow.sent:
-                directions.append((source, target, flow, card))
-    involved = {s for d in directions for s in d[:2]}
+    involved = {s for d in directions for s in (d.source, d.target)}
     slugs = [m.slug for m in members if m.status != "left" or m.slug in involved]
     slugs += sorted(involved - set(slugs))
     radius = max(130, min(320, 7 * len(slugs)))
     size = 2 * (radius + 9 + LABEL_ROOM)
-    graph = Graph(width=size, height=size)
+    graph = Graph(width=size, height=size, hidden=hidden)
     cx = cy = size / 2
     where: dict[str, tuple[float, float]] = {}
     for index, slug in enumerate(slugs):
@@ -331,9 +429,9 @@ def network_graph(members: list[Any], cards: list[Scorecard], currency: str) -> 
                 rotate=round(degrees if cos >= -1e-9 else degrees + 180, 1),
             )
         )
-    most = max((d[2].sent for d in directions), default=1)
-    for source, target, flow, card in directions:
-        (ax, ay), (bx, by) = where[source], where[target]
+    most = max((d.sent for d in directions), default=1)
+    for d in directions:
+        (ax, ay), (bx, by) = where[d.source], where[d.target]
         length = math.hypot(bx - ax, by - ay) or 1.0
         ux, uy = (bx - ax) / length, (by - ay) / length
         # Each direction keeps to its own side of the pair's line, so both show.
@@ -341,21 +439,21 @@ def network_graph(members: list[Any], cards: list[Scorecard], currency: str) -> 
         start, end = graph.node_radius + 2, graph.node_radius + 8
         graph.edges.append(
             Edge(
-                source=source,
-                target=target,
-                source_name=names.get(source, source),
-                target_name=names.get(target, target),
-                sent=flow.sent,
-                converted=flow.converted,
-                converted_value=money_text(flow.converted_value, currency),
-                dormant=card.flags.dormant,
-                one_sided=card.flags.one_sided,
-                days_quiet=card.days_since_last_interaction,
+                source=d.source,
+                target=d.target,
+                source_name=names.get(d.source, d.source),
+                target_name=names.get(d.target, d.target),
+                sent=d.sent,
+                converted=d.converted,
+                converted_value=money_text(d.converted_value, currency),
+                dormant=d.dormant,
+                one_sided=d.one_sided,
+                days_quiet=d.days_quiet,
                 x1=round(ax + ux * start + nx, 1),
                 y1=round(ay + uy * start + ny, 1),
                 x2=round(bx - ux * end + nx, 1),
                 y2=round(by - uy * end + ny, 1),
-                width=round(1.5 + 4.5 * flow.sent / most, 2),
+                width=round(1.5 + 4.5 * d.sent / most, 2),
             )
         )
     return graph
@@ -380,8 +478,7 @@ def dashboard_context(services: Services, network: Network) -> dict[str, Any]:
     """Everything the dashboard shows."""
     db = services.db
     members = services.members(network.network)
-    cards = cards_of(db, network.network)
-    totals = Totals.of(cards)
+    totals, directions, hidden = ties(db, network.network, now())
     active = sum(1 for m in members if m.status == "active")
     series = monthly(db, network)
     return {
@@ -413,7 +510,7 @@ def dashboard_context(services: Services, network: Network) -> dict[str, Any]:
         ),
         "funnel": totals.funnel(),
         "tiers": tiers_over_time(db, network),
-        "graph": network_graph(members, cards, network.currency),
+        "graph": network_graph(members, directions, network.currency, hidden),
         "dormant_days": DORMANT_DAYS,
     }
 

@@ -23,14 +23,16 @@ the errors of a refused form next to its fields (status 422); a plain form
 post is redirected back to the page, or gets the whole page with the
 errors. Nothing is written when a form is refused.
 
-The cards are read from the audit trail view (every referral event, in log
-order, folded here into one card per referral); the customer's personal
-data is sealed there and revealed here (``[erased]`` once erased).
+The cards are read from the pipeline view (one row per referral with its
+status now; :mod:`partnerledger.views.pipeline`): each column its latest
+:data:`COLUMN_LIMIT` cards, with a LIMIT, and an "Older" link to the next
+page of that column (a cursor: the last card's time and position), so the
+page's work grows with what it shows, not with the history. The customer's
+personal data is sealed there and revealed here (``[erased]`` once erased).
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,8 +46,9 @@ from litestar.response import Redirect, Template
 
 from partnerledger import DomainError
 from partnerledger.errors import StoreUnavailable
-from partnerledger.privacy import ERASED, Vault, erase_subject
-from partnerledger.views.trail import TRAIL
+from partnerledger.privacy import ERASED, erase_subject
+from partnerledger.sql import utc_text
+from partnerledger.views.pipeline import PipelineRow, column, counts
 
 from .pages import NAV, NavItem, page, read_form
 from .security import COORDINATOR_OR_MEMBER, current_user, network_guard, services_of
@@ -71,8 +74,8 @@ _EVENTS = {
     "convert": ("referral.converted", ("deal_value", "currency")),
     "reverse": ("referral.reversed", ("amount", "currency", "reason")),
 }
-#: Cards shown per column unless the whole pipeline is asked for.
-COLUMN_LIMIT = 30
+#: Cards shown per column (a page; the "Older" link shows the next).
+COLUMN_LIMIT = 10
 _CENT = Decimal("0.01")
 SEND_FIELDS = ("referral", "from_member", "to_member", "customer", "customer_contact", "note")
 TYFCB_FIELDS = ("member", "thanked_member", "amount", "currency", "referral", "note")
@@ -171,6 +174,8 @@ class Card:
     currency: str | None = None
     reversed_amount: Decimal = Decimal(0)
     reason: str | None = None
+    #: The log position of its ``referral.sent``.
+    position: int = 0
 
     @property
     def net_value(self) -> Decimal:
@@ -182,55 +187,43 @@ class Card:
         return member in (self.from_member, self.to_member)
 
 
-_REFERRAL_TYPES = (
-    "referral.sent",
-    "referral.accepted",
-    "referral.declined",
-    "referral.lost",
-    "referral.converted",
-    "referral.reversed",
-)
+def card_of(row: PipelineRow, customer: str, contact: str | None) -> Card:
+    """A pipeline view's row as a card, its customer revealed."""
+    return Card(
+        slug=row.referral, from_member=row.from_member, to_member=row.to_member,
+        customer=customer, customer_contact=contact, subject=row.subject, note=row.note,
+        status=row.status, sent_at=row.sent_at, accepted_at=row.accepted_at,
+        ended_at=row.ended_at, converted_at=row.converted_at, updated_at=row.moved_at,
+        deal_value=row.deal_value, currency=row.currency, reversed_amount=row.reversed_amount,
+        reason=row.reason, position=row.position,
+    )  # fmt: skip
 
 
-def referral_cards(services: Services, network: str) -> list[Card]:
-    """Every referral of the network, folded from its events in the audit trail view."""
-    db = services.db
-    marks = ", ".join("?" for _ in _REFERRAL_TYPES)
-    _, rows = db.execute(
-        f"SELECT entity, type, occurred_at, command FROM {db.table(TRAIL)} "  # noqa: S608  # the view's own table name
-        f"WHERE network = ? AND kind = 'referral' AND type IN ({marks}) ORDER BY position",
-        (network, *_REFERRAL_TYPES),
-    )
-    cards: dict[str, Card] = {}
-    commands = [json.loads(text) for _, _, _, text in rows]
-    Vault(services.database, db=db).reveal_documents(commands)  # sealed in the view
-    for (entity, kind, occurred, _), command in zip(rows, commands, strict=True):
-        slug = str(entity).partition(":")[2]
-        at = db.dt(occurred)
-        card = cards.setdefault(slug, Card(slug))
-        card.updated_at = at
-        if kind == "referral.sent":
-            card.from_member = command["from_member"]
-            card.to_member = command["to_member"]
-            card.customer = command["customer"]
-            card.customer_contact = command.get("customer_contact")
-            card.subject = command.get("subject", "")
-            card.note = command.get("note")
-            card.sent_at = at
-        elif kind == "referral.accepted":
-            card.status, card.accepted_at = "accepted", at
-        elif kind in ("referral.declined", "referral.lost"):
-            card.status = "declined" if kind == "referral.declined" else "lost"
-            card.ended_at, card.reason = at, command.get("reason")
-        elif kind == "referral.converted":
-            card.status, card.converted_at = "converted", at
-            card.deal_value = Decimal(str(command["deal_value"]))
-            card.currency = command["currency"]
-        else:
-            card.status = "reversed"
-            card.reversed_amount += Decimal(str(command["amount"]))
-            card.reason = command.get("reason")
-    return [c for c in cards.values() if c.sent_at is not None]
+def cards_of(services: Services, network: str, rows: list[PipelineRow]) -> list[Card]:
+    """Cards of pipeline rows, every customer revealed with one read of the keys."""
+    shown = services.ledger.vault.reveal_many(
+        network,
+        [(f, v) for r in rows for f, v in (("customer", r.customer),
+                                           ("customer_contact", r.customer_contact))],
+    )  # fmt: skip
+    return [card_of(r, shown[2 * i] or "", shown[2 * i + 1]) for i, r in enumerate(rows)]
+
+
+def cursor_of(card: Card) -> str:
+    """Where a column's next page starts: after this card (its time moved and position)."""
+    moved = card.updated_at or datetime.min.replace(tzinfo=UTC)
+    return f"{utc_text(moved)}_{card.position}"
+
+
+def parse_cursor(text: str | None) -> tuple[datetime, int] | None:
+    """A column's cursor (``before``), or ``None`` for the first page; NotFound if malformed."""
+    if not text:
+        return None
+    moment, _, position = text.rpartition("_")
+    try:
+        return datetime.fromisoformat(moment), int(position)
+    except ValueError:
+        raise NotFoundException(f"no page {text!r} of the pipeline") from None
 
 
 def allowed_actions(card: Card, role: str | None, me: str | None) -> list[str]:
@@ -254,28 +247,43 @@ def _pipeline(
     *,
     errors: Errors | None = None,
     values: dict[str, Any] | None = None,
-    show_all: bool = False,
+    older: tuple[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
+    """The pipeline: each column's latest :data:`COLUMN_LIMIT` cards (read from the
+    pipeline view with a LIMIT), and the count of each; ``older`` = (status, cursor)
+    starts that column after the cursor."""
     services = services_of(request)
     found = services.network(network)
     user = current_user(request)
     role = user.role_in(network)
     me = acting_member(request, network)
-    cards = referral_cards(services, network)
-    if role == "member":
-        cards = [c for c in cards if me is not None and c.involves(me)]
-    cards.sort(key=lambda c: c.updated_at or datetime.min.replace(tzinfo=UTC), reverse=True)
-    columns = []
+    db = services.db
+    mine = me if role == "member" else None
+    if role == "member" and me is None:
+        totals: dict[str, int] = {}
+    else:
+        totals = counts(db, network, member=mine)
+    pages: list[tuple[str, list[PipelineRow], bool]] = []
     for status in STATUSES:
-        in_column = [c for c in cards if c.status == status]
-        shown = in_column if show_all else in_column[:COLUMN_LIMIT]
-        columns.append({"status": status, "cards": shown, "total": len(in_column)})
+        before = parse_cursor(older[1]) if older is not None and older[0] == status else None
+        # Every column asked, even an empty one: the same statements whatever the history.
+        rows = column(db, network, status, member=mine, before=before, limit=COLUMN_LIMIT + 1)
+        pages.append((status, rows, before is not None))
+    shown = cards_of(services, network, [r for _, rows, _ in pages for r in rows[:COLUMN_LIMIT]])
+    columns = []
+    thanked: list[Card] = []
+    for status, rows, paged in pages:
+        cards, shown = shown[: min(len(rows), COLUMN_LIMIT)], shown[min(len(rows), COLUMN_LIMIT) :]
+        columns.append({
+            "status": status, "cards": cards, "total": totals.get(status, 0),
+            "older": cursor_of(cards[-1]) if len(rows) > COLUMN_LIMIT else None,
+            "paged": paged,
+        })  # fmt: skip
+        if status in ("converted", "reversed"):
+            thanked.extend(c for c in cards if me is None or c.to_member == me)
     members = services.members(network)
     active = [m for m in members if m.status == "active"]
-    thanked = [c for c in cards if c.status in ("converted", "reversed")]
-    if me is not None:
-        thanked = [c for c in thanked if c.to_member == me]
     names = {m.slug: m.name for m in members}
     active_options = [(m.slug, f"{m.name} ({m.slug})") for m in active]
     return page(
@@ -298,7 +306,6 @@ def _pipeline(
         erased=ERASED,
         errors=errors or Errors(),
         values=values or {},
-        show_all=show_all,
         money=show_money,
         when=show_time,
     )
@@ -313,13 +320,16 @@ def _pipeline(
 async def referrals_page(
     request: Request[Any, Any, Any],
     network: FromPath[str],
-    show: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+    before: FromQuery[str | None] = None,
 ) -> Template:
     """The referral pipeline: a column per status, with the transitions the user may make.
 
-    Each column shows its latest cards; ``?show=all`` shows every card.
+    Each column shows its latest cards; ``?status=sent&before=CURSOR`` (a
+    column's "Older" link) shows the sent column's next older page.
     """
-    return _pipeline(request, network, show_all=show == "all")
+    older = (status, before) if status in STATUSES and before else None
+    return _pipeline(request, network, older=older)
 
 
 def _respond(
@@ -480,9 +490,9 @@ __all__ = [
     "Errors",
     "acting_member",
     "allowed_actions",
+    "cards_of",
     "is_htmx",
     "new_id",
-    "referral_cards",
     "see_other",
     "show_money",
     "show_time",

@@ -17,23 +17,53 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import msgspec
 
 from partnerledger import DomainError, Ledger, Store
 from partnerledger.accounts import Accounts, User
 from partnerledger.commands import Command, convert_command
-from partnerledger.domain import Network
+from partnerledger.domain import Member, Network, member_id
 from partnerledger.errors import NotFound, StoreUnavailable, from_validation_error
-from partnerledger.events import Event
+from partnerledger.events import Event, decode_event
 from partnerledger.projection import Projector
+from partnerledger.sql import SqlBackend
 from partnerledger.store import Database
 
 #: ``worker``: leave the views to ``partnerledger worker`` (default ``inline``).
 VIEWS_ENV = "PARTNERLEDGER_VIEWS"
 log = logging.getLogger("partnerledger.web")
+
+#: The standings view's members: each network's, in order of first appearance.
+MEMBERS = "partnerledger_standing_members"
+#: The event store's table (``eventsourcing``'s) on each database: its SQLite recorder's
+#: default name, and on PostgreSQL the application's name (``partnerledger``) + ``_events``.
+EVENTS = {"sqlite": "stored_events", "postgresql": "partnerledger_events"}
+
+
+def streams(db: SqlBackend, ids: Sequence[UUID]) -> list[list[Event]]:
+    """Every event of each aggregate named, in version order, with one query.
+
+    Read through the views' connection, by the store table's primary key
+    (``originator_id, originator_version``): the answer's size, not the log's.
+    """
+    if not ids:
+        return []
+    keys = [i.hex if db.kind == "sqlite" else i for i in ids]
+    marks = ", ".join("?" for _ in keys)
+    _, rows = db.execute(
+        f"SELECT originator_id, state FROM {db.table(EVENTS[db.kind])} "  # noqa: S608  # the store's table
+        f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
+        keys,
+    )
+    found: dict[str, list[Event]] = {str(k): [] for k in keys}
+    for key, state in rows:
+        found[str(key)].append(decode_event(bytes(state)))
+    return [found[str(k)] for k in keys]
 
 
 class Services:
@@ -75,18 +105,29 @@ class Services:
         slugs = sorted({e.command.network for _, e in self.store.read(topics=["network.created"])})
         return [work.network(s) for s in slugs]
 
-    def members(self, network: str) -> list[Any]:
-        """Every member of a network, in order of appearance."""
-        from partnerledger.domain import Member, member_id
+    def members(self, network: str) -> list[Member]:
+        """Every member of a network, in order of appearance.
 
-        work = self.ledger.unit_of_work()
-        slugs: list[str] = []
-        for _, event in self.store.read(topics=["member.invited", "member.joined"]):
-            command: Any = event.command
-            if command.network == network and command.member not in slugs:
-                slugs.append(command.member)
-        found = [work.load(Member, member_id(network, s)) for s in slugs]
-        return [m for m in found if m is not None]
+        Two queries whatever the history: the slugs from the standings view
+        (its members in order of first appearance), then every member's
+        stream at once. Never the log's notifications: a page must not read
+        the log.
+        """
+        db = self.db
+        _, rows = db.execute(
+            f"SELECT member FROM {db.table(MEMBERS)} WHERE network = ? "  # noqa: S608  # a view's table
+            "ORDER BY first_position, member",
+            (network,),
+        )
+        ids = [member_id(network, str(row[0])) for row in rows]
+        found = []
+        for aggregate_id, events in zip(ids, streams(db, ids), strict=True):
+            if events:
+                member = Member(aggregate_id)
+                for event in events:
+                    member.apply(event)
+                found.append(member)
+        return found
 
     # -- writing ----------------------------------------------------------
 

@@ -1057,6 +1057,8 @@ def scorecards(
     member: str | None = None,
     as_of: datetime,
     dormant_days: int = DORMANT_DAYS,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> list[Scorecard]:
     """The scorecard of every pair of members with any history in ``network``.
 
@@ -1073,6 +1075,10 @@ def scorecards(
     member, and :class:`~partnerledger.errors.InvalidCommand` for a naive
     ``as_of`` or one outside the range of business times (1900 up to 2200),
     or ``dormant_days`` outside 1 to 36500.
+
+    ``offset`` and ``limit`` give one page of that order: the database reads
+    only the page's pairs and their directions, so a page costs what it
+    holds, whatever the number of pairs.
     """
     if as_of.tzinfo is None:
         raise InvalidCommand("as_of", "give a time with an offset, e.g. Z or +02:00")
@@ -1093,7 +1099,7 @@ def scorecards(
         f"SELECT member_a, member_b, first_interaction_at, last_interaction_at, introductions, "
         f"one_to_ones FROM {db.table(PAIRS)} WHERE network = ?"
     )
-    params: tuple[str, ...] = (network,)
+    params: tuple[Any, ...] = (network,)
     if member is not None:
         _, known = db.execute(
             f"SELECT 1 FROM {db.table(MEMBERS)} WHERE network = ? AND member = ?",
@@ -1103,11 +1109,30 @@ def scorecards(
             raise NotFound("member", f"no member {member!r} in network {network!r}")
         pair_sql += " AND (member_a = ? OR member_b = ?)"
         params = (network, member, member)
+    # The order of the result (member, then partner) as the database sorts it, code point
+    # by code point as Python does (PostgreSQL's collation might order hyphens otherwise).
+    collate = ' COLLATE "C"' if db.kind == "postgresql" else ""
+    if member is None:
+        pair_sql += f" ORDER BY member_a{collate}, member_b{collate}"
+    else:
+        pair_sql += f" ORDER BY CASE WHEN member_a = ? THEN member_b ELSE member_a END{collate}"
+        params = (*params, member)
+    if limit is not None:
+        pair_sql += " LIMIT ? OFFSET ?"
+        params = (*params, limit, offset)
+    elif offset:
+        raise InvalidCommand("offset", "give a limit with an offset")
     _, pair_rows = db.execute(pair_sql, params)
+    slugs = sorted({str(m) for row in pair_rows for m in row[:2]})
+    flow_sql = (
+        "SELECT member, partner, sent, accepted, converted, deal_value, reversed_value "
+        f"FROM {db.table(FLOWS)} WHERE network = ?"
+    )
+    if limit is not None:  # only the directions of the page's pairs
+        marks = ", ".join("?" for _ in slugs) or "NULL"
+        flow_sql += f" AND member IN ({marks}) AND partner IN ({marks})"
     _, flow_rows = db.execute(
-        f"SELECT member, partner, sent, accepted, converted, deal_value, reversed_value "
-        f"FROM {db.table(FLOWS)} WHERE network = ?",
-        (network,),
+        flow_sql, (network, *slugs, *slugs) if limit is not None else (network,)
     )
     flows = {(str(r[0]), str(r[1])): tuple(r[2:]) for r in flow_rows}
     agreements = _load_agreements(db, network)
