@@ -155,24 +155,33 @@ def plan_close(
         )
     )
     bonuses: dict[str, list[StatementLine]] = {}
-    for standing in decisions:
-        deciders = [d.plugin for d in (standing.score, standing.tier) if d is not None]
-        event = work.decide(
-            TierDecided(
-                network=network,
-                actor=actor,
-                occurred_at=at,
-                period=chosen.name,
-                member=standing.member,
-                inputs=standing.activity,
-                inputs_digest=standings_view.inputs_digest(standing.activity),
-                score=standing.score,
-                tier=standing.tier,
-                previous=standing.previous,
-                periods_below=standing.periods_below,
-                rules=tuple(_rules_in_force(work, found, list(dict.fromkeys(deciders)))),
-            )
+    tiers = [
+        TierDecided(
+            network=network,
+            actor=actor,
+            occurred_at=at,
+            period=chosen.name,
+            member=standing.member,
+            inputs=standing.activity,
+            inputs_digest=standings_view.inputs_digest(standing.activity),
+            score=standing.score,
+            tier=standing.tier,
+            previous=standing.previous,
+            periods_below=standing.periods_below,
+            rules=tuple(
+                _rules_in_force(
+                    work,
+                    found,
+                    list(dict.fromkeys(d.plugin for d in (standing.score, standing.tier) if d)),
+                )
+            ),
         )
+        for standing in decisions
+    ]
+    # The members' streams in one query, not one per member.
+    work.prefetch(tiers)
+    for standing, decided in zip(decisions, tiers, strict=True):
+        event = work.decide(decided)
         assert event is not None
         choice = standing.tier.value if standing.tier else None
         if isinstance(choice, TierChoice):
