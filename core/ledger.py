@@ -478,7 +478,10 @@ class UnitOfWork:
         for start in range(0, len(self.pending), size):
             batch = self.pending[start : start + size]
             try:
-                self._store.append(batch, unchanged_after=unchanged_after)
+                if unchanged_after is None:
+                    self._store.append(batch)
+                else:
+                    self._store.append(batch, unchanged_after=unchanged_after)
             except VersionConflict as error:
                 raise self._conflict(batch, error) from error
             written += len(batch)
