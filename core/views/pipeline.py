@@ -26,6 +26,7 @@ A batch's changes are kept in memory and written once, at its end.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -45,7 +46,7 @@ from ..commands import (
 )
 from ..events import Event
 from ..privacy import Sealed
-from ..projection import Networks, Projection, projection
+from ..projection import Networks, Projection, by_network, projection
 from ..sql import SqlBackend
 
 PIPELINE = "partnerledger_pipeline"
@@ -197,6 +198,23 @@ class Pipeline(Projection):
             self._rows[key] = _row(self.db, rows[0]) if rows else None
         return self._rows[key]
 
+    def prepare(self, events: Sequence[tuple[int, Event]]) -> None:
+        """The rows of the batch's referrals, one query per network (not one per event)."""
+        wanted: dict[tuple[str, str], None] = {}
+        for _, event in events:
+            command: Any = event.command  # every topic of this view names a referral
+            wanted[(command.network, command.referral)] = None
+        for network, slugs in by_network(wanted).items():
+            rows = self.db.select_in(
+                f"SELECT {', '.join(_COLUMNS)} FROM {self.t(PIPELINE)} "
+                "WHERE network = ? AND referral {in}",
+                (network,),
+                slugs,
+            )
+            found = {str(row[1]): _row(self.db, row) for row in rows}
+            for slug in slugs:
+                self._rows.setdefault((network, slug), found.get(slug))
+
     def handle(self, position: int, event: Event, networks: Networks) -> None:
         command: Any = event.command
         network, slug, at = command.network, command.referral, command.occurred_at
@@ -239,13 +257,12 @@ class Pipeline(Projection):
             row.reason = command.reason
 
     def flush(self, networks: Networks) -> None:
-        columns = ", ".join(_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[2:])
-        self.db.executemany(
-            f"INSERT INTO {self.t(PIPELINE)} ({columns}) "
-            f"VALUES ({', '.join('?' for _ in _COLUMNS)}) "
-            f"ON CONFLICT (network, referral) DO UPDATE SET {updates}",
+        self.db.insert(
+            self.t(PIPELINE),
+            _COLUMNS,
             [_values(self.db, row) for row in self._rows.values() if row is not None],
+            f"ON CONFLICT (network, referral) DO UPDATE SET {updates}",
         )
         self.discard()
 
