@@ -202,12 +202,19 @@ class BatchPostgresRecorder(PostgresApplicationRecorder):
                             s.state,
                         )
                     )
-            # The table lock keeps every other writer off the sequence: our ids are consecutive.
-            curs.execute("SELECT lastval() AS last")
-            row = curs.fetchone()
-            assert row is not None
-            last = int(row["last"])
+            last = self._last_id(curs)
         return list(range(last - len(stored_events) + 1, last + 1))
+
+    def _last_id(self, curs: Any) -> int:
+        """The id of the last row inserted (inside the insert's transaction).
+
+        The table lock keeps every other writer off the sequence: a batch's
+        ids are the consecutive ones ending here.
+        """
+        curs.execute("SELECT lastval() AS last")
+        row = curs.fetchone()
+        assert row is not None
+        return int(row["last"])
 
     def select_events(self, originator_id: UUID | str, **kwargs: Any) -> Sequence[StoredEvent]:
         found: Sequence[StoredEvent] = self._twice(

@@ -64,10 +64,11 @@ def main(argv: list[str]) -> None:
     if name == "inserted":
         from eventsourcing.postgres import PostgresApplicationRecorder
 
-        from partnerledger.recorders import BatchSQLiteRecorder
+        from partnerledger.recorders import BatchPostgresRecorder, BatchSQLiteRecorder
 
         after(BatchSQLiteRecorder, "_insert_events")
         after(PostgresApplicationRecorder, "_fetch_ids_after_insert_events")
+        after(BatchPostgresRecorder, "_last_id")  # ours: binary COPY, then the last id
     elif name == "closed":
         import partnerledger.closing
 
