@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import msgspec
 
@@ -29,9 +27,8 @@ from partnerledger.accounts import Accounts, User
 from partnerledger.commands import Command, convert_command
 from partnerledger.domain import Member, Network, member_id
 from partnerledger.errors import NotFound, StoreUnavailable, from_validation_error
-from partnerledger.events import Event, decode_event
+from partnerledger.events import Event
 from partnerledger.projection import Projector
-from partnerledger.sql import SqlBackend
 from partnerledger.store import Database
 
 #: ``worker``: leave the views to ``partnerledger worker`` (default ``inline``).
@@ -40,30 +37,6 @@ log = logging.getLogger("partnerledger.web")
 
 #: The standings view's members: each network's, in order of first appearance.
 MEMBERS = "partnerledger_standing_members"
-#: The event store's table (``eventsourcing``'s) on each database: its SQLite recorder's
-#: default name, and on PostgreSQL the application's name (``partnerledger``) + ``_events``.
-EVENTS = {"sqlite": "stored_events", "postgresql": "partnerledger_events"}
-
-
-def streams(db: SqlBackend, ids: Sequence[UUID]) -> list[list[Event]]:
-    """Every event of each aggregate named, in version order, with one query.
-
-    Read through the views' connection, by the store table's primary key
-    (``originator_id, originator_version``): the answer's size, not the log's.
-    """
-    if not ids:
-        return []
-    keys = [i.hex if db.kind == "sqlite" else i for i in ids]
-    marks = ", ".join("?" for _ in keys)
-    _, rows = db.execute(
-        f"SELECT originator_id, state FROM {db.table(EVENTS[db.kind])} "  # noqa: S608  # the store's table
-        f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
-        keys,
-    )
-    found: dict[str, list[Event]] = {str(k): [] for k in keys}
-    for key, state in rows:
-        found[str(key)].append(decode_event(bytes(state)))
-    return [found[str(k)] for k in keys]
 
 
 class Services:
@@ -121,7 +94,9 @@ class Services:
         )
         ids = [member_id(network, str(row[0])) for row in rows]
         found = []
-        for aggregate_id, events in zip(ids, streams(db, ids), strict=True):
+        streams = self.store.streams(ids)
+        for aggregate_id in ids:
+            events = streams.get(aggregate_id)
             if events:
                 member = Member(aggregate_id)
                 for event in events:
