@@ -26,14 +26,12 @@ from eventsourcing.persistence import StoredEvent
 
 from .commands import (
     AgreementAmended,
-    AgreementProposed,
     Command,
     CreditReassigned,
     MemberUpdated,
     NetworkTiersSet,
     PeriodClosed,
     PluginConfigured,
-    ReferralSent,
     StatementClosed,
     SubjectErased,
     TierDecided,
@@ -58,6 +56,7 @@ from .domain import (
 )
 from .errors import DomainError, InvalidCommand, NotFound, VersionConflict, from_validation_error
 from .events import Event, decode_event, encode_event
+from .log_index import LogIndex, entries
 from .pluginmanager import Rules, load_rules
 from .privacy import Sealed, Vault, complete_erasure, has_plaintext, shown, subject_of
 from .recorders import Unchanged
@@ -122,6 +121,7 @@ class UnitOfWork:
         clock: Clock = utc_now,
         rules: Rules | None = None,
         vault: Vault | None = None,
+        log_index: LogIndex | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -142,12 +142,17 @@ class UnitOfWork:
         #: With a spool, aggregates kept in memory at most (the oldest are dropped, then
         #: read again from the store and the spool when needed).
         self.keep = KEEP
-        #: What the indexes below need of the events decided here and not committed,
-        #: kept until the index is first built (then applied to it directly).
-        self._journal: list[_Entry] = []
-        self._parties: defaultdict[tuple[str, str], list[UUID]] | None = None
-        #: (network, subject) → (every referral, the referrals since its last erasure).
-        self._subjects: dict[tuple[str, str], tuple[list[str], list[str]]] | None = None
+        #: Agreements by party and referrals by subject, read from the log (shared by
+        #: the units of work of a :class:`Ledger`, so the history is read once a process).
+        self._log_index = log_index if log_index is not None else LogIndex(store)
+        #: The log position this unit of work reads the index at (``None``: not yet).
+        self._seen: int | None = None
+        #: The index's entries of the events decided here: (network, member or subject) →
+        #: agreement ids, and → (kind, referral slug), in the order decided.
+        self._own_parties: defaultdict[tuple[str, str], list[UUID]] = defaultdict(list)
+        self._own_subjects: defaultdict[tuple[str, str], list[tuple[str, str | None]]] = (
+            defaultdict(list)
+        )
         #: (network, subject) of the erasures decided here and not committed yet.
         self._erasing: set[tuple[str, str | None]] = set()
         #: The events the last commit appended, as stored (personal fields sealed).
@@ -208,16 +213,14 @@ class UnitOfWork:
     def agreements_of(self, network: str, member: str) -> list[Agreement]:
         """Every agreement the member is (or was) a party to, oldest first.
 
-        The first call reads the log's agreement proposals once; proposals
-        decided in this unit of work count too.
+        From the log as this unit of work first read it (:class:`LogIndex`),
+        then the proposals decided here.
         """
-        if self._parties is None:
-            self._parties = defaultdict(list)
-            for _, event in self._store.read(topics=["agreement.proposed"]):
-                for entry in _entries(event):
-                    self._index(entry)
-            self._replay_journal("party")
-        found = [self.load(Agreement, i) for i in self._parties.get((network, member), [])]
+        ids = [
+            *self._log_index.parties(network, member, self._index_position()),
+            *self._own_parties.get((network, member), ()),
+        ]
+        found = [self.load(Agreement, i) for i in ids]
         return [agreement for agreement in found if agreement is not None]
 
     def subject_referrals(
@@ -225,46 +228,29 @@ class UnitOfWork:
     ) -> list[str]:
         """The referrals of a data subject (only those after its last erasure, if asked).
 
-        The first call reads the log's referrals and erasures once; those
-        decided in this unit of work count too.
+        From the log as this unit of work first read it (:class:`LogIndex`),
+        then the referrals and erasures decided here.
         """
-        if self._subjects is None:
-            self._subjects = {}
-            for _, event in self._store.read(topics=["referral.sent", "subject.erased"]):
-                for entry in _entries(event):
-                    self._index(entry)
-            self._replay_journal("sent", "erased")
-        every, since = self._subjects.get((network, subject), ([], []))
-        return list(since if since_erasure else every)
-
-    def _replay_journal(self, *kinds: str) -> None:
-        kept: list[_Entry] = []
-        for entry in self._journal:
-            if entry[0] in kinds:
-                self._index(entry)
+        every: list[str] = []
+        since: list[str] = []
+        steps = [
+            *self._log_index.subject(network, subject, self._index_position()),
+            *self._own_subjects.get((network, subject), ()),
+        ]
+        for kind, referral in steps:
+            if kind == "sent":
+                assert referral is not None
+                every.append(referral)
+                since.append(referral)
             else:
-                kept.append(entry)
-        self._journal = kept
+                since.clear()
+        return since if since_erasure else every
 
-    def _index(self, entry: _Entry) -> bool:
-        """Apply one entry to its index; ``False`` when that index is not built yet."""
-        kind, network, key, value = entry
-        if kind == "party":
-            if self._parties is None:
-                return False
-            assert isinstance(value, UUID)
-            self._parties[(network, key)].append(value)
-            return True
-        if self._subjects is None:
-            return False
-        every, since = self._subjects.setdefault((network, key), ([], []))
-        if kind == "sent":
-            assert isinstance(value, str)
-            every.append(value)
-            since.append(value)
-        else:
-            since.clear()
-        return True
+    def _index_position(self) -> int:
+        """The log position the index is read at: the end of the log when first asked."""
+        if self._seen is None:
+            self._seen = self._log_index.refresh()
+        return self._seen
 
     def reveal(self, network: str, value: str | Sealed | None, field: str = "customer") -> str:
         """A personal field as people read it: the text, ``[erased]``, or ``""`` for none."""
@@ -361,9 +347,13 @@ class UnitOfWork:
             command=command,  # type: ignore[arg-type]  # every Command subclass is in AnyCommand
         )
         target.apply(event)
-        for entry in _entries(event):
-            if not self._index(entry):
-                self._journal.append(entry)
+        for kind, network, key, value in entries(event):
+            if kind == "party":
+                assert isinstance(value, UUID)
+                self._own_parties[(network, key)].append(value)
+            else:
+                assert value is None or isinstance(value, str)
+                self._own_subjects[(network, key)].append((kind, value))
         if self._spool is not None:
             flags = 0
             if has_plaintext(command) and subject is not None:
@@ -566,8 +556,10 @@ class UnitOfWork:
         self._to_seal = defaultdict(set)
 
     def _committed(self) -> None:
-        # What the journal held is in the log now: an index built later reads it there.
-        self._journal = []
+        if self._seen is None:
+            # What was decided here is in the log now: the index, read later, finds it there.
+            self._own_parties = defaultdict(list)
+            self._own_subjects = defaultdict(list)
         self._erasing = set()
         self._spooled = {}
         self._empty = False
@@ -575,24 +567,11 @@ class UnitOfWork:
 
 #: Aggregates a spooling unit of work keeps in memory at most (some 2 kB each).
 KEEP = 50_000
-#: The indexes' view of an event: (kind, network, member or subject, aggregate or referral).
-_Entry = tuple[str, str, str, UUID | str | None]
 #: Fields whose values never name another aggregate.
 _NOT_REFERENCES = frozenset(
     {"type", "network", "actor", "occurred_at", "command_id", "name", "reason", "subject"}
 )
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}\Z")
-
-
-def _entries(event: Event) -> list[_Entry]:
-    command = event.command
-    if isinstance(command, AgreementProposed):
-        return [("party", command.network, p, event.originator_id) for p in command.parties]
-    if isinstance(command, ReferralSent) and command.subject is not None:
-        return [("sent", command.network, command.subject, command.referral)]
-    if isinstance(command, SubjectErased):
-        return [("erased", command.network, command.subject, None)]
-    return []
 
 
 def _stored(event: Event) -> StoredEvent:
@@ -626,10 +605,12 @@ class Ledger:
         self.rules = rules if rules is not None else default_rules()
         #: The data subjects' keys (docs/privacy.md).
         self.vault = Vault(store.database)
+        #: Agreements by party and referrals by subject, shared by its units of work.
+        self.log_index = LogIndex(store)
 
     def unit_of_work(self) -> UnitOfWork:
         """A fresh unit of work over the store."""
-        return UnitOfWork(self.store, self.clock, self.rules, self.vault)
+        return UnitOfWork(self.store, self.clock, self.rules, self.vault, self.log_index)
 
     def prepare(self, command: Command) -> Command:
         """The command with its data subject filled in (see :meth:`Vault.prepare`)."""

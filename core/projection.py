@@ -336,6 +336,9 @@ class Projector:
         self.clock = clock
         self._owns_db = db is None
         self.db = connect(store.database) if db is None else db
+        #: Every network as of the last committed batch's end, kept for the next catch-up
+        #: (``None`` while a batch changes it, and after a failed one: read again then).
+        self._networks: tuple[int, Networks] | None = None
         chosen = [n for n in registered if not names or n in names]
         self.projections: dict[str, Projection] = {
             name: registered[name](self.db, self.rules, store) for name in chosen
@@ -430,10 +433,11 @@ class Projector:
         last = self.store.last_position()
         if start >= last:
             return handled
-        networks = Networks(self.rules, networks_until(self.store, start))
+        networks = self._networks_at(start)
         for batch in chunks(self.store.read(after=start, page=self.batch), self.batch):
             end = batch[-1][0]
             stamp = self.db.ts(self.clock())
+            self._networks = None  # changed in place below: kept again once the batch commits
             try:
                 with self.db.transaction():
                     # Tracking rows are taken in name order in every process (whatever
@@ -475,12 +479,32 @@ class Projector:
                 for view in self.projections.values():
                     view.discard()
                 raise
+            self._networks = (end, networks)
             for name in self.projections:
                 positions[name] = max(positions[name], end)
             handled += len(batch)
             if progress is not None:
                 progress(handled, last)
         return handled
+
+    def _networks_at(self, position: int) -> Networks:
+        """Every network as of a log position.
+
+        From the networks the last catch-up of this process ended with, reading
+        only the networks' events since, when it ended at or before the
+        position; from the whole log's network events otherwise (the first
+        catch-up, a rebuild, a failed batch).
+        """
+        kept, self._networks = self._networks, None
+        if kept is None or kept[0] > position:
+            return Networks(self.rules, networks_until(self.store, position))
+        at, networks = kept
+        if at < position:
+            for found, event in self.store.read(after=at, topics=NETWORK_TOPICS):
+                if found > position:
+                    break
+                networks.apply(event)
+        return networks
 
     def rebuild(
         self,
