@@ -37,7 +37,9 @@ import binascii
 import hashlib
 import hmac
 import os
+import threading
 import unicodedata
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -193,8 +195,10 @@ class _Wanted:
 class Vault:
     """The subjects' keys of one store, in its database.
 
-    Opens a connection per call (or uses ``db`` when given, which it never
-    closes), creating the table when first used.
+    Keeps one connection of its own, opened on first use and shared by the
+    threads of the process one at a time (or uses ``db`` when given, which
+    it never closes), and creates the table when first used. A PostgreSQL
+    connection the server closed is opened again by the next statement.
     """
 
     def __init__(self, database: Database, *, db: SqlBackend | None = None) -> None:
@@ -205,6 +209,11 @@ class Vault:
         self._secrets: dict[str, bytes] = {}
         #: Secrets made up here and not stored yet: stored by the first commit that uses them.
         self._pending: dict[str, bytes] = {}
+        #: The vault's own connection, and what closes it (with the vault at the latest).
+        self._kept: SqlBackend | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        #: One thread at a time uses the connection (re-entrant: a call may nest another).
+        self._lock = threading.RLock()
 
     # -- connection -------------------------------------------------------
 
@@ -215,14 +224,23 @@ class Vault:
             self._create(self._borrowed)
             yield self._borrowed
             return
-        from .sql import connect
+        with self._lock:
+            if self._kept is None:
+                from .sql import connect
 
-        db = connect(self.database)
-        try:
-            self._create(db)
-            yield db
-        finally:
-            db.close()
+                self._kept = connect(self.database, shared=True)
+                # Closed with the vault when nobody calls close(): never left to the GC.
+                self._finalizer = weakref.finalize(self, self._kept.close)
+            self._create(self._kept)
+            yield self._kept
+
+    def close(self) -> None:
+        """Close the vault's own connection (the next use opens another)."""
+        with self._lock:
+            if self._finalizer is not None:
+                self._finalizer()
+            self._kept = None
+            self._finalizer = None
 
     def _create(self, db: SqlBackend) -> None:
         if self._ready:

@@ -419,12 +419,13 @@ class Projector:
         ``progress(done, last_position)`` is called after each batch.
         """
         handled = 0
-        while True:
-            try:
-                return self._catch_up(progress, handled)
-            except _Moved as moved:
-                # another process took a batch: read the positions again
-                handled = moved.handled
+        with self.db.derived():
+            while True:
+                try:
+                    return self._catch_up(progress, handled)
+                except _Moved as moved:
+                    # another process took a batch: read the positions again
+                    handled = moved.handled
 
     def _catch_up(self, progress: Callable[[int, int], None] | None, handled: int) -> int:
         """Catch up from the stored positions; ``handled`` events were handled before."""

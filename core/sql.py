@@ -16,7 +16,7 @@ import select
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,6 +105,18 @@ class SqlBackend(ABC):
     def transaction(self) -> Any:
         """A context manager: one transaction, rolled back on any exception."""
 
+    @contextmanager
+    def derived(self) -> Iterator[None]:
+        """Transactions of data derived from the log (the views), which may skip the flush.
+
+        On SQLite their commits do not wait for the disk (``synchronous=NORMAL``
+        in WAL mode): a process that dies loses nothing, and a power cut can
+        lose only the last commits, which the views redo from the log (their
+        tracking positions are in the same transactions). Elsewhere nothing
+        changes.
+        """
+        yield
+
     def ts(self, moment: datetime) -> Any:
         """A timestamp as stored."""
         return moment
@@ -140,11 +152,16 @@ class SQLiteBackend(SqlBackend):
     timestamp = "TEXT"
     json_type = "TEXT"
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, shared: bool = False) -> None:
+        """``shared``: the connection may be used by several threads, one at a time (the
+        caller serialises them)."""
         super().__init__(database)
         try:
             self.conn = sqlite3.connect(
-                database.path, timeout=database.timeout(), isolation_level=None
+                database.path,
+                timeout=database.timeout(),
+                isolation_level=None,
+                check_same_thread=not shared,
             )
             self.conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.Error as error:
@@ -180,6 +197,24 @@ class SQLiteBackend(SqlBackend):
             raise
         self.execute("COMMIT")
 
+    @contextmanager
+    def derived(self) -> Iterator[None]:
+        conn = self.conn
+        if conn.in_transaction:  # the safety level cannot change inside a transaction
+            yield
+            return
+        try:
+            (level,) = conn.execute("PRAGMA synchronous").fetchone()
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as error:
+            raise self.unavailable(error) from error
+        try:
+            yield
+        finally:
+            if not conn.in_transaction:
+                with suppress(sqlite3.Error):  # never hides what went wrong inside
+                    conn.execute(f"PRAGMA synchronous={int(level)}")
+
     def ts(self, moment: datetime) -> Any:
         # Fixed-width UTC text sorts like time.
         return utc_text(moment)
@@ -193,6 +228,10 @@ class SQLiteBackend(SqlBackend):
 
     def close(self) -> None:
         self.conn.close()
+
+
+#: Rows that PostgreSQL inserts with ``executemany`` rather than ``COPY``.
+FEW_ROWS = 16
 
 
 class PostgresBackend(SqlBackend):
@@ -295,8 +334,13 @@ class PostgresBackend(SqlBackend):
     ) -> None:
         # executemany sends the rows one by one (pipeline mode); a binary COPY sends them
         # all at once, many times faster. With a conflict clause the rows are copied into
-        # a temporary table first, then inserted from it with that clause.
+        # a temporary table first, then inserted from it with that clause. A few rows (a
+        # command's own, caught up at once) go in one pipelined executemany: a COPY through
+        # a temporary table costs four round trips whatever the number of rows.
         if not rows:
+            return
+        if len(rows) <= FEW_ROWS:
+            super().insert(table, columns, rows, conflict)
             return
         types = self._types(table)
         names = ", ".join(columns)
@@ -360,10 +404,14 @@ class PostgresBackend(SqlBackend):
         self.conn.close()
 
 
-def connect(database: Database) -> SqlBackend:
-    """A connection to the database of the event store."""
+def connect(database: Database, *, shared: bool = False) -> SqlBackend:
+    """A connection to the database of the event store.
+
+    ``shared``: several threads will use it, one at a time (a psycopg
+    connection always allows that; a SQLite one is told so).
+    """
     if database.kind == "sqlite":
-        return SQLiteBackend(database)
+        return SQLiteBackend(database, shared=shared)
     return PostgresBackend(database)
 
 

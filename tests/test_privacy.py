@@ -9,6 +9,8 @@ changes.
 
 from __future__ import annotations
 
+import threading
+
 import base64
 import hashlib
 import io
@@ -493,9 +495,9 @@ def test_an_import_seals_with_one_batch_of_keys(
     opened: list[Any] = []
     real = partnerledger.sql.connect
 
-    def counting(database: Database) -> Any:
+    def counting(database: Database, **options: Any) -> Any:
         opened.append(database)
-        return real(database)
+        return real(database, **options)
 
     monkeypatch.setattr(partnerledger.sql, "connect", counting)
     lines = [
@@ -507,9 +509,48 @@ def test_an_import_seals_with_one_batch_of_keys(
     ]  # fmt: skip
     report = import_lines(ledger, lines)
     assert report.recorded == 600
-    # One connection for the network's secret, one for the keys: not one per referral.
-    assert len(opened) <= 2
+    # The vault's own connection, opened once (or earlier): not one per referral.
+    assert len(opened) <= 1
     assert len({stored_sent(ledger.store, f"r-{n}").subject for n in range(600)}) == 600
+
+
+def test_the_vault_keeps_one_connection_for_every_command_and_thread(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network(ledger)
+    import partnerledger.sql
+
+    opened: list[Any] = []
+    real = partnerledger.sql.connect
+
+    def counting(database: Database, **options: Any) -> Any:
+        opened.append(options)
+        return real(database, **options)
+
+    monkeypatch.setattr(partnerledger.sql, "connect", counting)
+    ledger.vault.close()
+
+    def send(n: int) -> None:
+        ledger.execute(
+            c("referral.sent", 10 + n, referral=f"t-{n}", from_member="lee-law",
+              to_member="park-cpa", customer=f"Threaded {n}")
+        )  # fmt: skip
+
+    send(0)
+    worker = threading.Thread(target=lambda: [send(n) for n in range(1, 4)])
+    worker.start()
+    worker.join()
+    send(4)
+    assert opened == [{"shared": True}]  # one connection, shared by both threads
+    ledger.vault.close()  # the next use opens another
+    send(5)
+    assert len(opened) == 2
+    subjects = {stored_sent(ledger.store, f"t-{n}").subject for n in range(6)}
+    assert len(subjects) == 6
+    work = ledger.unit_of_work()
+    assert work.reveal("riverside", work.referral("riverside", "t-2", "referral").customer) == (
+        "Threaded 2"
+    )
 
 
 # ------------------------------------------------------------ attribution

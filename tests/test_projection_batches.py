@@ -25,6 +25,7 @@ from partnerledger.commands import encode_command
 from partnerledger.demo import generate
 from partnerledger.jsonl import import_lines
 from partnerledger.projection import BatchRows, Projector
+from partnerledger import sql
 from partnerledger.sql import SqlBackend, connect, utc_text
 
 
@@ -101,7 +102,12 @@ def db(store: Store) -> Iterator[SqlBackend]:
         backend.close()
 
 
-def test_insert_copies_rows_and_upserts_them(db: SqlBackend) -> None:
+@pytest.mark.parametrize("few_rows", [0, sql.FEW_ROWS], ids=["copy", "executemany"])
+def test_insert_copies_rows_and_upserts_them(
+    db: SqlBackend, few_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL copies many rows and sends a few with executemany: both ways, same rows.
+    monkeypatch.setattr(sql, "FEW_ROWS", few_rows)
     table = db.table("pl_test_insert")
     blob = "BYTEA" if db.kind == "postgresql" else "BLOB"
     db.execute(
@@ -171,3 +177,31 @@ def test_stored_times_read_back_exactly() -> None:
             db.dt("2025-01-06T09:00:00.000000")  # no offset: not a stored time
     finally:
         db.close()
+
+
+def test_views_commit_without_waiting_for_the_disk_on_sqlite_and_nothing_else_does(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The views are derived from the log: on SQLite their commits skip the flush
+    # (synchronous=NORMAL), and the connection is back to FULL for anything else.
+    _history(store, members=4, months=2)
+    if store.database.kind != "sqlite":
+        pytest.skip("a SQLite setting")
+    with Projector(store) as projector:
+        db = projector.db
+        assert isinstance(db, sql.SQLiteBackend)
+        seen: list[int] = []
+        view = projector.projections["ledger"]
+        original = view.flush
+
+        def flush(networks: Any) -> None:
+            seen.append(db.conn.execute("PRAGMA synchronous").fetchone()[0])
+            original(networks)
+
+        monkeypatch.setattr(view, "flush", flush)
+        assert projector.catch_up() > 0
+        assert seen and set(seen) == {1}  # NORMAL inside the catch-up
+        assert db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL after it
+        # Inside a caller's transaction the level cannot change: it is left alone.
+        with db.transaction(), db.derived():
+            assert db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2

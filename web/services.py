@@ -57,6 +57,7 @@ class Services:
         """Release every connection."""
         self.accounts.close()
         self.projector.close()
+        self.ledger.vault.close()
         self.store.close()
 
     # -- reading ----------------------------------------------------------
