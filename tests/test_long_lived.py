@@ -138,7 +138,7 @@ def _views(projector: Projector) -> dict[str, list[tuple[Any, ...]]]:
         if view.evidence:
             continue
         for table in view.tables:
-            _, rows = db.execute(f"SELECT * FROM {db.table(table)}")  # noqa: S608
+            _, rows = db.execute(f"SELECT * FROM {db.table(table)}")
             found[table] = sorted(tuple(str(v) for v in row) for row in rows)
     return found
 

@@ -9,13 +9,12 @@ changes.
 
 from __future__ import annotations
 
-import threading
-
 import base64
 import hashlib
 import io
 import json
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path

@@ -20,12 +20,11 @@ from uuid import uuid4
 
 import pytest
 
-from partnerledger import Database, Ledger, Store
+from partnerledger import Database, Ledger, Store, sql
 from partnerledger.commands import encode_command
 from partnerledger.demo import generate
 from partnerledger.jsonl import import_lines
 from partnerledger.projection import BatchRows, Projector
-from partnerledger import sql
 from partnerledger.sql import SqlBackend, connect, utc_text
 
 
