@@ -109,11 +109,11 @@ class SqlBackend(ABC):
     def derived(self) -> Iterator[None]:
         """Transactions of data derived from the log (the views), which may skip the flush.
 
-        On SQLite their commits do not wait for the disk (``synchronous=NORMAL``
-        in WAL mode): a process that dies loses nothing, and a power cut can
-        lose only the last commits, which the views redo from the log (their
-        tracking positions are in the same transactions). Elsewhere nothing
-        changes.
+        Their commits do not wait for the disk (SQLite: ``synchronous=NORMAL``
+        in WAL mode; PostgreSQL: ``synchronous_commit = off``): a process that
+        dies loses nothing, and a power cut or a server crash can lose only the
+        last commits, whole, which the views redo from the log (their tracking
+        positions are in the same transactions).
         """
         yield
 
@@ -268,6 +268,24 @@ class PostgresBackend(SqlBackend):
             raise self.unavailable(error) from error
         self.generation += 1
         return conn
+
+    @contextmanager
+    def derived(self) -> Iterator[None]:
+        # The commits of the views return before their WAL reaches the disk: a server
+        # crash can lose only their last transactions, whole, which the views redo.
+        if self._depth:  # inside a caller's transaction: its own durability
+            yield
+            return
+        try:
+            self._live().execute("SET synchronous_commit = off")
+        except psycopg.Error as error:
+            raise self.unavailable(error) from error
+        try:
+            yield
+        finally:
+            if not self._depth:
+                with suppress(psycopg.Error):  # never hides what went wrong inside
+                    self.conn.execute("RESET synchronous_commit")
 
     def ensure(self) -> int:
         """Reconnect if the server closed the connection; returns the connection's generation."""
