@@ -58,8 +58,16 @@ from .errors import DomainError, InvalidCommand, NotFound, VersionConflict, from
 from .events import Event, decode_event, encode_event
 from .log_index import LogIndex, entries
 from .pluginmanager import Rules, load_rules
-from .privacy import Sealed, Vault, complete_erasure, has_plaintext, shown, subject_of
-from .recorders import Unchanged
+from .privacy import (
+    Sealed,
+    Vault,
+    complete_erasure,
+    has_plaintext,
+    sealed_subjects,
+    shown,
+    subject_of,
+)
+from .recorders import KeysTaken, NewKeys, Unchanged
 from .rules import Veto
 from .spool import ERASURE, SEAL, Spool
 from .store import Store
@@ -96,6 +104,10 @@ NOT_RETRIED: frozenset[type[Command]] = frozenset(
 #: How many times :meth:`Ledger.execute` decides commands in all (the first
 #: time and the retries) before a version conflict reaches the caller.
 ATTEMPTS = 5
+
+#: How many times a commit seals its events again when another writer stored a key
+#: of one of their data subjects first (each time nothing was written).
+KEY_ATTEMPTS = 3
 
 #: The command field that names an aggregate of each kind (the field a conflict is on).
 _FIELD_OF_KIND = {"closing": "period"}
@@ -159,6 +171,10 @@ class UnitOfWork:
         self.committed: list[Event] = []
         self._enabled: dict[UUID, tuple[int, dict[str, Any]]] = {}
         self.pending: list[Event] = []
+        #: The pending events before sealing, and how often they were sealed again
+        #: because another writer stored a key of one of their subjects first.
+        self._unsealed: list[Event] = []
+        self._resealed = 0
 
     # -- Lookup -----------------------------------------------------------
 
@@ -461,28 +477,50 @@ class UnitOfWork:
         """
         if self._spool is not None:
             return self._commit_spool(batch_size, on_write)
-        self.pending = self.vault.seal_events(self.pending)
         written = 0
         size = batch_size or len(self.pending) or 1
         erased: list[SubjectErased] = []
+        # New keys are stored in the first batch's transaction, before its events.
+        new_keys, self.pending = self._sealed(self.pending)
         for start in range(0, len(self.pending), size):
             batch = self.pending[start : start + size]
             try:
-                if unchanged_after is None:
-                    self._store.append(batch)
-                else:
-                    self._store.append(batch, unchanged_after=unchanged_after)
+                options: dict[str, Any] = {}
+                if unchanged_after is not None:
+                    options["unchanged_after"] = unchanged_after
+                if new_keys is not None:
+                    options["new_keys"] = new_keys
+                self._store.append(batch, **options)
+            except KeysTaken:
+                if written or self._resealed >= KEY_ATTEMPTS:
+                    raise
+                # Nothing was written: seal again with the keys another writer stored.
+                self._resealed += 1
+                self.pending = [*self._unsealed]
+                return self.commit(batch_size, on_write, unchanged_after=unchanged_after)
             except VersionConflict as error:
                 raise self._conflict(batch, error) from error
+            new_keys = None
             written += len(batch)
             erased.extend(e.command for e in batch if isinstance(e.command, SubjectErased))
             if on_write is not None:
                 on_write(len(batch))
         self.committed, self.pending = self.pending, []
+        self._unsealed = []
+        self._resealed = 0
         self._committed()
         for command in erased:
             complete_erasure(self, command.network, command.subject)
         return written
+
+    def _sealed(self, events: list[Event]) -> tuple[NewKeys | None, list[Event]]:
+        """The keys to store with the events, and the events with their personal fields sealed."""
+        self._unsealed = events
+        wanted = sealed_subjects(events)
+        if not wanted:
+            return None, events
+        keys, new_keys = self.vault.keys_for(wanted)
+        return new_keys, self.vault.seal_events(events, keys)
 
     def _conflict(self, batch: Sequence[Event], error: VersionConflict) -> VersionConflict:
         """The conflict named by the record another writer changed first (its field and version)."""

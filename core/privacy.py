@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from .commands import Command
     from .events import Event
     from .ledger import Ledger, Outcome, UnitOfWork
+    from .recorders import NewKeys
     from .sql import SqlBackend
     from .store import Database
 
@@ -190,6 +191,20 @@ class _Wanted:
         for network, _, sealed in self.boxes:
             found[network].add(sealed.subject)
         return found
+
+
+def sealed_subjects(events: Sequence[Event]) -> dict[str, set[str]]:
+    """The data subjects whose personal fields in the clear the events hold, by network."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for event in events:
+        command = event.command
+        if not has_plaintext(command):
+            continue
+        subject = subject_of(command)
+        if subject is None:  # pragma: no cover - decide prepares every command
+            raise InvalidCommand("subject", "the command was not prepared (no data subject)")
+        wanted[command.network].add(subject)
+    return wanted
 
 
 class Vault:
@@ -418,27 +433,45 @@ class Vault:
                 for network, subjects in wanted.items()
             }
 
+    def keys_for(
+        self, wanted: Mapping[str, Iterable[str]]
+    ) -> tuple[dict[str, dict[str, bytes]], NewKeys | None]:
+        """The keys of these subjects: the stored ones read, the missing ones made up.
+
+        The new keys are not stored here: they come back as ``new_keys`` for
+        :meth:`Store.append`, which stores them in the events' own
+        transaction, before the events (one commit instead of two). The
+        networks' pseudonym secrets made up here are stored first.
+        """
+        with self.connection() as db:
+            self._store_secrets(db, wanted)
+            now = db.ts(datetime.now(UTC))
+            keys: dict[str, dict[str, bytes]] = {}
+            rows: list[tuple[str, str, str, Any]] = []
+            for network, subjects in wanted.items():
+                found = self._select_keys(db, network, subjects)
+                for subject in sorted(set(subjects) - found.keys()):
+                    found[subject] = key = os.urandom(KEY_BYTES)
+                    rows.append((network, subject, _b64(key), now))
+                keys[network] = found
+            return keys, ((db.table(KEYS), rows) if rows else None)
+
     def seal_events(
         self, events: Sequence[Event], keys: Mapping[str, Mapping[str, bytes]] | None = None
     ) -> list[Event]:
         """The events with every personal field in the clear sealed; keys created first.
 
         One connection and one batch of keys per network, whatever the
-        number of events; none with ``keys`` from :meth:`create_keys` that
-        hold every subject. Events without personal data are returned as they are.
+        number of events; none with ``keys`` (from :meth:`create_keys` or
+        :meth:`keys_for`) that hold every subject. Events without personal
+        data are returned as they are.
         """
-        todo = [i for i, event in enumerate(events) if has_plaintext(event.command)]
-        if not todo:
+        wanted = sealed_subjects(events)
+        if not wanted:
             return list(events)
-        wanted: dict[str, set[str]] = defaultdict(set)
-        for i in todo:
-            command = events[i].command
-            subject = subject_of(command)
-            if subject is None:  # pragma: no cover - decide prepares every command
-                raise InvalidCommand("subject", "the command was not prepared (no data subject)")
-            wanted[command.network].add(subject)
         if keys is None:
             keys = self.create_keys(wanted)
+        todo = [i for i, event in enumerate(events) if has_plaintext(event.command)]
         sealed = list(events)
         for i in todo:
             event = events[i]

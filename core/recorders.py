@@ -53,6 +53,43 @@ class LogMoved(IntegrityError):
     """Events that matter were stored after the position a batch was decided on."""
 
 
+#: ``new_keys=(table, rows)``: data subjects' keys made up for a batch, stored in its
+#: transaction before its events; rows are (network, subject, key, created_at).
+NewKeys = tuple[str, list[tuple[str, str, str, Any]]]
+
+
+class KeysTaken(IntegrityError):
+    """Another writer stored a key of one of the batch's data subjects first.
+
+    Nothing was written: the batch is sealed again with the stored key.
+    """
+
+
+def _insert_keys(cursor: Any, new_keys: NewKeys, mark: str) -> None:
+    """Store a batch's new keys (inside its transaction); :class:`KeysTaken` if one exists."""
+    table, rows = new_keys
+    if not rows:
+        return
+    cursor.executemany(
+        f"INSERT INTO {table} (network, subject, key, created_at) "  # noqa: S608
+        f"VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT (network, subject) DO NOTHING",
+        rows,
+    )
+    if cursor.rowcount == len(rows):  # every row ours (the drivers sum executemany's counts)
+        return
+    taken = []
+    for network, subject, key, _ in rows:
+        cursor.execute(
+            f"SELECT key FROM {table} WHERE network = {mark} AND subject = {mark}",  # noqa: S608
+            (network, subject),
+        )
+        row = cursor.fetchone()
+        if row is None or row["key"] != key:
+            taken.append(subject)
+    if taken:
+        raise KeysTaken(f"keys of {len(taken)} data subject(s) were stored by another writer")
+
+
 def _check_unchanged(states: list[bytes], unchanged: Unchanged) -> None:
     if states and unchanged[1](states):
         raise LogMoved(f"{len(states)} events were stored after position {unchanged[0]}")
@@ -67,10 +104,13 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         unchanged_after: Unchanged | None = None,
+        new_keys: NewKeys | None = None,
         **_: Any,
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
+        if new_keys is not None:
+            _insert_keys(c.sqlite_cursor, new_keys, "?")
         c.executemany(
             self.insert_events_statement,
             [
@@ -175,7 +215,10 @@ class BatchPostgresRecorder(PostgresApplicationRecorder):
         return found
 
     def _copy_events(
-        self, stored_events: Sequence[StoredEvent], unchanged_after: Unchanged | None = None
+        self,
+        stored_events: Sequence[StoredEvent],
+        unchanged_after: Unchanged | None = None,
+        new_keys: NewKeys | None = None,
     ) -> Sequence[int]:
         if not stored_events:
             return []
@@ -190,6 +233,8 @@ class BatchPostgresRecorder(PostgresApplicationRecorder):
                 # Under the table lock: no event can be stored before we commit.
                 curs.execute(self._after_statement, (unchanged_after[0],))
                 _check_unchanged([bytes(r["state"]) for r in curs.fetchall()], unchanged_after)
+            if new_keys is not None:
+                _insert_keys(curs, new_keys, "%s")
             self._notify_channel(curs)
             with curs.copy(self._copy_statement) as copy:
                 copy.set_types([id_type, "int8", "text", "bytea"])

@@ -39,7 +39,14 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from .errors import LogChanged, StoreUnavailable, VersionConflict
 from .events import Event, decode_event, encode_event
-from .recorders import BatchPostgresRecorder, BatchSQLiteRecorder, LogMoved, Unchanged
+from .recorders import (
+    BatchPostgresRecorder,
+    BatchSQLiteRecorder,
+    KeysTaken,
+    LogMoved,
+    NewKeys,
+    Unchanged,
+)
 
 DEFAULT_DATABASE = "partnerledger.db"
 DATABASE_ENV = "PARTNERLEDGER_DATABASE"
@@ -334,7 +341,11 @@ class Store:
         return list(ids or [])
 
     def append(
-        self, events: Sequence[Event], *, unchanged_after: Unchanged | None = None
+        self,
+        events: Sequence[Event],
+        *,
+        unchanged_after: Unchanged | None = None,
+        new_keys: NewKeys | None = None,
     ) -> list[int]:
         """Append events in one transaction; returns their positions in the log.
 
@@ -345,12 +356,21 @@ class Store:
         ``moved`` finds nothing that matters in the states of the events
         stored after ``position`` (checked under the store's write lock);
         else :class:`~partnerledger.errors.LogChanged` and nothing is written.
+        ``new_keys``: data subjects' keys stored in the same transaction, before
+        the events (:meth:`Vault.keys_for`); :class:`~partnerledger.recorders.KeysTaken`
+        when another writer stored one of them first, and nothing is written.
         """
         if not events:
             return []
-        kwargs = {} if unchanged_after is None else {"unchanged_after": unchanged_after}
+        kwargs: dict[str, object] = {}
+        if unchanged_after is not None:
+            kwargs["unchanged_after"] = unchanged_after
+        if new_keys is not None:
+            kwargs["new_keys"] = new_keys
         try:
             recordings = self._app.events.put(list(events), **kwargs)
+        except KeysTaken:
+            raise
         except LogMoved as error:
             raise LogChanged(
                 "log",

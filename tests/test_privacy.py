@@ -44,6 +44,7 @@ from partnerledger.jsonl import export_lines, import_lines
 from partnerledger.privacy import (
     ERASED,
     KEYS,
+    SECRET_ROW,
     Sealed,
     Vault,
     erase_subject,
@@ -550,6 +551,78 @@ def test_the_vault_keeps_one_connection_for_every_command_and_thread(
     assert work.reveal("riverside", work.referral("riverside", "t-2", "referral").customer) == (
         "Threaded 2"
     )
+
+
+def test_a_commands_new_keys_are_stored_in_its_own_transaction(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network(ledger)
+    store = ledger.store
+    before = len(list(store.read()))
+    ledger.execute(
+        c("referral.sent", 10, referral="k-1", from_member="lee-law", to_member="park-cpa",
+          customer="Key Owner")
+    )  # fmt: skip
+    subject = stored_sent(store, "k-1").subject
+    assert subject is not None and ledger.vault.has_key(NET, subject)
+
+    # A command refused at the store (a version conflict) leaves no key behind.
+    from partnerledger.store import Store as StoreClass
+
+    real_append = StoreClass.append
+
+    def conflicting(self: Store, events: Any, **kwargs: Any) -> Any:
+        raise ConcurrencyConflict("command", "another command changed the same record")
+
+    monkeypatch.setattr(StoreClass, "append", conflicting)
+    with pytest.raises(ConcurrencyConflict):
+        ledger.execute(
+            c("referral.sent", 11, referral="k-2", from_member="lee-law", to_member="park-cpa",
+              customer="Never Stored")
+        )  # fmt: skip
+    monkeypatch.setattr(StoreClass, "append", real_append)
+    with ledger.vault.connection() as db:
+        _, rows = db.execute(f"SELECT subject FROM {db.table(KEYS)} WHERE network = ?", (NET,))
+    assert len(list(store.read())) == before + 1
+    # The first referral's subject has a key (and the network its secret); the refused one none.
+    assert {str(r[0]) for r in rows} - {SECRET_ROW} == {subject}
+
+
+def test_a_key_stored_meanwhile_by_another_writer_is_the_one_used(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network(ledger)
+    vault = ledger.vault
+    real = vault.keys_for
+    theirs = base64.b64encode(b"\x07" * 32).decode()
+    calls: list[int] = []
+
+    def racing(wanted: Any) -> Any:
+        found = real(wanted)
+        calls.append(1)
+        if len(calls) == 1:  # another process stores its key for the subject just now
+            ((network_, subjects),) = wanted.items()
+            with vault.connection() as db:
+                db.execute(
+                    f"INSERT INTO {db.table(KEYS)} (network, subject, key, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (network_, next(iter(subjects)), theirs, db.ts(datetime.now(UTC))),
+                )
+        return found
+
+    monkeypatch.setattr(vault, "keys_for", racing)
+    ledger.execute(
+        c("referral.sent", 10, referral="race-1", from_member="lee-law", to_member="park-cpa",
+          customer="Raced Customer")
+    )  # fmt: skip
+    assert len(calls) == 2  # refused once (nothing written), sealed again with their key
+    sent = stored_sent(ledger.store, "race-1")
+    assert isinstance(sent.customer, Sealed)
+    assert sent.subject is not None
+    assert seal_with(base64.b64decode(theirs), NET, sent.subject, "customer", "x") is not None
+    work = ledger.unit_of_work()
+    assert work.reveal(NET, sent.customer) == "Raced Customer"
+    assert len([e for _, e in ledger.store.read(topics=["referral.sent"])]) == 1
 
 
 # ------------------------------------------------------------ attribution

@@ -220,7 +220,9 @@ class CutLog(Store):
         """The kept events of each of these aggregates (those without any left out)."""
         return {i: self.stream(i) for i in dict.fromkeys(originator_ids) if i in self._streams}
 
-    def append(self, events: Sequence[Event], *, unchanged_after: Any = None) -> list[int]:
+    def append(
+        self, events: Sequence[Event], *, unchanged_after: Any = None, new_keys: Any = None
+    ) -> list[int]:
         """Refused: history as of a moment is read-only."""
         raise InvalidCommand("as_of", "history as of a moment is read-only")
 
