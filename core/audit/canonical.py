@@ -74,6 +74,16 @@ def canonical_event(event: Event) -> bytes:
     return data
 
 
+def may_hold_float(command_type: type) -> bool:
+    """Whether a command class has a field that can hold a float (free-form settings)."""
+    return _may_hold_float(command_type)
+
+
+def has_float(value: Any) -> bool:
+    """Whether a command holds a float anywhere (only free-form settings can)."""
+    return _has_float(value)
+
+
 def _has_float(value: Any) -> bool:
     """Whether a command holds a float anywhere (only free-form settings can)."""
     if isinstance(value, float):
@@ -167,4 +177,4 @@ def jcs(value: Any) -> bytes:
     return _jcs(value).encode("utf-8")
 
 
-__all__ = ["canonical_event", "jcs", "number"]
+__all__ = ["canonical_event", "has_float", "jcs", "may_hold_float", "number"]
