@@ -462,3 +462,15 @@ def test_runs_of_lines_are_the_lines_whatever_the_chunks() -> None:
         list(_lines(iter([b"a\n", b"b" * 50, b"c" * 60]), 100))
     with pytest.raises(BundleError, match="does not end with a newline"):
         list(_lines(iter([b"a\nb"]), 100))
+
+
+def test_the_export_reads_the_events_of_its_network_as_store_read_does(
+    closed: Projector,
+) -> None:
+    from partnerledger.audit.bundle import _events_of
+
+    store = closed.store
+    for network in (NET, "harbor-bni", "nowhere"):
+        expected = [(p, e) for p, e in store.read() if e.network == network]
+        assert list(_events_of(store, network)) == expected
+        assert expected or network == "nowhere"

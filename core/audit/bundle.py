@@ -49,6 +49,7 @@ import msgspec
 from ..errors import InvalidCommand
 from ..events import Event, decode_event
 from ..projection import Projector
+from ..store import Store
 from .canonical import canonical_event, has_float, jcs, may_hold_float
 from .checkpoints import checkpoints, installation_signer, record_checkpoint
 from .merkle import (
@@ -193,9 +194,7 @@ def export_bundle(
         exported = 0
         leaf = -1
         with (folder / "events.jsonl").open("wb") as events:
-            for position, event in store.read():
-                if event.network != network:
-                    continue
+            for position, event in _events_of(store, network):
                 leaf += 1
                 if leaf >= latest.size:
                     break
@@ -307,6 +306,36 @@ def export_bundle(
         disputes=len(disputes),
         size=target.stat().st_size,
     )
+
+
+class _NetworkOnly(msgspec.Struct):
+    network: str
+
+
+class _CommandNetwork(msgspec.Struct):
+    command: _NetworkOnly
+
+
+#: Reads only an event's network (its command's), to skip other networks' events undecoded.
+_network_decoder = msgspec.json.Decoder(_CommandNetwork)
+
+
+def _events_of(store: Store, network: str) -> Iterator[tuple[int, Event]]:
+    """The network's events, in log order, with their positions (``Store.read``, filtered).
+
+    Only the network's own events are decoded whole; a row whose network cannot
+    even be read is decoded whole too, so that it fails as it would in ``Store.read``.
+    """
+    decode_network = _network_decoder.decode
+    for position, state in store.read_stored():
+        try:
+            if decode_network(state).command.network != network:
+                continue
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        event = decode_event(state)
+        if event.network == network:
+            yield position, event
 
 
 def _exporter(folder: Path) -> int | None:
