@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from typing import Any
 
 import msgspec
@@ -102,7 +103,13 @@ def _has_float(value: Any) -> bool:
 _SHORT = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
 
 
+#: What a JSON string must escape: ``"``, ``\\`` and U+0000 to U+001F.
+_ESCAPED = re.compile('[\\x00-\\x1f"\\\\]')
+
+
 def _string(text: str) -> str:
+    if _ESCAPED.search(text) is None:  # (nearly always: nothing to escape)
+        return '"' + text + '"'
     out = []
     for ch in text:
         if ch in _SHORT:
