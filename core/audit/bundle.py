@@ -916,10 +916,11 @@ def _contents(
                         if event is not None:
                             yield event
                 continue
+            kinds = _KINDS
             for item in decoded:
                 event = item.event
                 command = event.command
-                decision, dispute, floats = _kind(command)
+                decision, dispute, floats = kinds.get(type(command)) or _kind(command)
                 if floats and has_float(command):
                     # a float: canonical only in RFC 8785's number form, which the
                     # line's encoding (msgspec's) may not be: the checks of one event
