@@ -867,7 +867,7 @@ def _decoded(block: bytes) -> list[_Line] | None:
     encoding of an event and its leaf (else ``None``: the lines are checked one by one)."""
     try:
         decoded = _line_decoder.decode_lines(block)
-    except (msgspec.MsgspecError, ValueError):
+    except Exception:  # whatever it is, the lines one by one say it as they always did
         return None
     # Equal bytes: each line is {"event":...,"leaf":N} (as _EVENT_LINE reads it) with the
     # event exactly as the store's encoder writes it, member by member, byte for byte.
