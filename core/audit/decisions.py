@@ -426,7 +426,7 @@ class _Checker:
                 self.history.apply(position if position is not None else len(self.log), event)
             except Exception as error:  # a stream whose beginning is missing
                 self.gaps.append(f"{event.type} {event.command_id} does not apply: {error}")
-            if self.network is not None and self.networks is None:
+            if self.networks is None and self.network is not None:
                 self.networks = Networks(self.rules, {self.slug: self.network})
             self._handle(position, event)
         for check, command, close in self.decided:
