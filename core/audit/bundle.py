@@ -209,9 +209,10 @@ def export_bundle(
                     continue
                 events.write(b'{"event":' + data + b',"leaf":' + str(leaf).encode() + b"}\n")
                 exported += 1
-                if _is_decision(event.type):
+                decision, dispute, _ = _KINDS.get(type(event.command)) or _kind(event.command)
+                if decision:
                     decisions.append(_entry(leaf, event))
-                elif _is_dispute(event.type):
+                elif dispute:
                     disputes.append(_entry(leaf, event))
                 if progress is not None and exported % 10_000 == 0:
                     progress(leaf + 1, latest.size)
