@@ -614,7 +614,7 @@ def _events_pass(
     sha256 = hashlib.sha256
 
     def hashed() -> Iterator[bytes]:
-        for piece in archive.data(member):
+        for piece in archive.data(member, 1 << 16):
             digest.update(piece)
             yield piece
 
