@@ -64,6 +64,8 @@ class Command(
     personal: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
+        if self.occurred_at.tzinfo is UTC:  # (as every stored time is: nothing to do)
+            return
         # Refusals here read "field: reason" (see errors.from_validation_error).
         # A naive time would silently be read as the machine's local time.
         if self.occurred_at.tzinfo is None:

@@ -357,3 +357,120 @@ def test_the_bundle_recomputes_every_recorded_decision_offline(bundle: Path) -> 
     statuses = {d["status"] for d in report.decisions}
     assert report.decisions and statuses == {"match"}, statuses
     assert report.unavailable_rules == []
+
+
+def _line(event: dict[str, object], leaf: int) -> bytes:
+    """A line as the export writes it (the event's members sorted, no spaces)."""
+    document = {"event": event, "leaf": leaf}
+    return (
+        json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+        + b"\n"
+    )
+
+
+def _one_by_one(monkeypatch: pytest.MonkeyPatch, path: Path, **kwargs: object) -> object:
+    """The report when every line goes through the checks of one event (no batch decoding)."""
+    from partnerledger.audit import bundle as module
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "_decoded", lambda block: None)
+        return verify_bundle(path, **kwargs)  # type: ignore[arg-type]
+
+
+def test_decoding_in_batches_finds_what_one_by_one_finds(
+    bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """events.jsonl is decoded a run of lines at a time when every line is canonical; any
+    other run is checked line by line. Both ways give the same report, error for error."""
+    from partnerledger.audit import bundle as module
+    from partnerledger.audit.recheck import recheck_decisions
+
+    batches: list[bool] = []
+    decoded = module._decoded
+
+    def counted(block: bytes) -> object:
+        found = decoded(block)
+        batches.append(found is not None)
+        return found
+
+    for recheck in (None, recheck_decisions):
+        with monkeypatch.context() as patch:
+            patch.setattr(module, "_decoded", counted)
+            fast = verify_bundle(bundle, recheck=recheck)
+        slow = _one_by_one(monkeypatch, bundle, recheck=recheck)
+        assert fast.as_dict() == slow.as_dict()  # type: ignore[attr-defined]
+        assert fast.ok
+    assert batches and all(batches)  # a bundle as exported is decoded in batches only
+    lines = event_lines(bundle)
+    documents = [json.loads(line) for line in lines]
+    elsewhere = json.loads(lines[7])["event"]
+    elsewhere["command"]["network"] = "harbor-bni"
+    invalid = json.loads(lines[8])["event"]
+    invalid["command"]["actor"] = ""  # a Name is at least one character
+    spaced = json.loads(lines[9])["event"]
+    settings = next(
+        d["event"] for d in documents if d["event"]["command"]["type"] == "plugin.enabled"
+    )
+    settings["command"]["settings"] = {"rate": 1e-07}  # msgspec's form; RFC 8785 writes 1e-7
+    canonical_float = dict(settings, command=dict(settings["command"], plugin="fees"))
+    canonical_float["command"]["settings"] = {"rate": 1e-07}
+    forged = [
+        *lines[:7],
+        _line(elsewhere, 7),
+        _line(invalid, 8),
+        b'{"event":' + json.dumps(spaced, separators=(", ", ":")).encode() + b',"leaf":9}\n',
+        _line(settings, 10),
+        _line(canonical_float, 11).replace(b"1e-07", b"1e-7"),
+        b"\n",
+        b"not json\n",
+        *lines[12:],
+    ]
+    rewrite(bundle, {"events.jsonl": b"".join(forged)})
+    for recheck in (None, recheck_decisions):
+        fast, slow = (
+            verify_bundle(bundle, recheck=recheck),
+            _one_by_one(monkeypatch, bundle, recheck=recheck),
+        )
+        assert fast.as_dict() == slow.as_dict()  # type: ignore[attr-defined]
+    found = fast.errors
+    assert "the event of leaf 7 belongs to network 'harbor-bni'" in found, found
+    assert any(e.startswith("the event of leaf 8 is not a valid event") for e in found), found
+    assert "the event of leaf 9 is not in canonical form" in found, found
+    assert "the event of leaf 10 is not in canonical form" in found, found
+    assert not any(e.startswith("the event of leaf 11") for e in found), found
+    # a bundle whose every line is canonical but of another network: the batch path says so
+    other = [
+        _line(dict(d["event"], command=dict(d["event"]["command"], network="elsewhere")), i)
+        for i, d in enumerate(documents)
+    ]
+    rewrite(bundle, {"events.jsonl": b"".join(other)})
+    fast, slow = verify_bundle(bundle), _one_by_one(monkeypatch, bundle)
+    assert fast.as_dict() == slow.as_dict()  # type: ignore[attr-defined]
+    assert "the event of leaf 0 belongs to network 'elsewhere'" in fast.errors
+
+
+def test_runs_of_lines_are_the_lines_whatever_the_chunks() -> None:
+    from partnerledger.audit.bundle import BundleError, _blocks, _lines
+
+    data = b"".join(b"x" * (i % 7) + b"\n" for i in range(200))
+    for size in (1, 2, 3, 5, 64, 1000, len(data)):
+        chunks = [data[i : i + size] for i in range(0, len(data), size)]
+        assert list(_lines(iter(chunks), 100)) == data.split(b"\n")[:-1]
+        assert b"".join(_blocks(iter(chunks), 100)) == data
+        assert all(block.endswith(b"\n") for block in _blocks(iter(chunks), 100))
+    with pytest.raises(BundleError, match="longer than"):
+        list(_lines(iter([b"a\n", b"b" * 50, b"c" * 60]), 100))
+    with pytest.raises(BundleError, match="does not end with a newline"):
+        list(_lines(iter([b"a\nb"]), 100))
+
+
+def test_the_export_reads_the_events_of_its_network_as_store_read_does(
+    closed: Projector,
+) -> None:
+    from partnerledger.audit.bundle import _events_of
+
+    store = closed.store
+    for network in (NET, "harbor-bni", "nowhere"):
+        expected = [(p, e) for p, e in store.read() if e.network == network]
+        assert list(_events_of(store, network)) == expected
+        assert expected or network == "nowhere"

@@ -325,3 +325,21 @@ def test_audit_checkpoint_and_key_commands(history: Projector, database_url: str
         cli, ["--database", database_url, "audit", "checkpoint", "--network", "nowhere"]
     )
     assert missing.exit_code != 0 and "network" in missing.output
+
+
+def test_jcs_strings_escape_exactly_the_quote_the_backslash_and_controls() -> None:
+    """The shortcut for a string with nothing to escape writes what escaping writes."""
+    short = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+    for code in [*range(0x80), 0xE9, 0x2028, 0xFEFF, 0x1F600]:
+        ch = chr(code)
+        if ch in ('"', "\\"):
+            expected = "\\" + ch
+        elif ch in short:
+            expected = short[ch]
+        elif code < 0x20:
+            expected = f"\\u{code:04x}"
+        else:
+            expected = ch
+        for text in (ch, f"a{ch}b", f"{ch}{ch}"):
+            assert jcs(text) == ('"' + text.replace(ch, expected) + '"').encode(), repr(text)
+            assert json.loads(jcs(text)) == text

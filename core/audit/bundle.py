@@ -42,14 +42,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
 import msgspec
 
 from ..errors import InvalidCommand
 from ..events import Event, decode_event
 from ..projection import Projector
-from .canonical import canonical_event, jcs
+from ..store import Store
+from .canonical import canonical_event, has_float, jcs, may_hold_float
 from .checkpoints import checkpoints, installation_signer, record_checkpoint
 from .merkle import (
     HASH_SIZE,
@@ -193,9 +194,7 @@ def export_bundle(
         exported = 0
         leaf = -1
         with (folder / "events.jsonl").open("wb") as events:
-            for position, event in store.read():
-                if event.network != network:
-                    continue
+            for position, event in _events_of(store, network):
                 leaf += 1
                 if leaf >= latest.size:
                     break
@@ -210,9 +209,10 @@ def export_bundle(
                     continue
                 events.write(b'{"event":' + data + b',"leaf":' + str(leaf).encode() + b"}\n")
                 exported += 1
-                if _is_decision(event.type):
+                decision, dispute, _ = _KINDS.get(type(event.command)) or _kind(event.command)
+                if decision:
                     decisions.append(_entry(leaf, event))
-                elif _is_dispute(event.type):
+                elif dispute:
                     disputes.append(_entry(leaf, event))
                 if progress is not None and exported % 10_000 == 0:
                     progress(leaf + 1, latest.size)
@@ -307,6 +307,36 @@ def export_bundle(
         disputes=len(disputes),
         size=target.stat().st_size,
     )
+
+
+class _NetworkOnly(msgspec.Struct):
+    network: str
+
+
+class _CommandNetwork(msgspec.Struct):
+    command: _NetworkOnly
+
+
+#: Reads only an event's network (its command's), to skip other networks' events undecoded.
+_network_decoder = msgspec.json.Decoder(_CommandNetwork)
+
+
+def _events_of(store: Store, network: str) -> Iterator[tuple[int, Event]]:
+    """The network's events, in log order, with their positions (``Store.read``, filtered).
+
+    Only the network's own events are decoded whole; a row whose network cannot
+    even be read is decoded whole too, so that it fails as it would in ``Store.read``.
+    """
+    decode_network = _network_decoder.decode
+    for position, state in store.read_stored():
+        try:
+            if decode_network(state).command.network != network:
+                continue
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        event = decode_event(state)
+        if event.network == network:
+            yield position, event
 
 
 def _exporter(folder: Path) -> int | None:
@@ -540,17 +570,32 @@ def _declared_sizes(manifest: bytes) -> dict[str, int]:
         return {}
 
 
-def _lines(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
-    """Lines (without their newline) of a stream of chunks; refuses over-long lines."""
+def _blocks(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    """Runs of whole lines (each ending with its newline) of a stream of chunks.
+
+    The lines are the ones :func:`_lines` gives; a line is refused, as there,
+    when what follows the last newline grows over ``limit`` bytes.
+    """
     pending = b""
     for piece in chunks:
-        pending += piece
-        *lines, pending = pending.split(b"\n")
-        yield from lines
+        cut = piece.rfind(b"\n")
+        if cut < 0:
+            pending += piece
+        else:
+            yield pending + piece[: cut + 1]
+            pending = piece[cut + 1 :]
         if len(pending) > limit:
             raise BundleError(f"a line of events.jsonl is longer than {limit:,} bytes")
     if pending:
         raise BundleError("events.jsonl does not end with a newline (truncated?)")
+
+
+def _lines(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    """Lines (without their newline) of a stream of chunks; refuses over-long lines."""
+    for block in _blocks(chunks, limit):
+        lines = block.split(b"\n")
+        lines.pop()  # the block ends with a newline: nothing after it
+        yield from lines
 
 
 def _events_pass(
@@ -563,36 +608,44 @@ def _events_pass(
     """Hash every event and check it is the leaf it says (leaves.bin is already read)."""
     leaves = read.leaves
     size = len(leaves) // HASH_SIZE
+    event_leaves = read.event_leaves
+    append = event_leaves.append
+    match_line = _EVENT_LINE.match
+    sha256 = hashlib.sha256
 
     def hashed() -> Iterator[bytes]:
-        for piece in archive.data(member):
+        for piece in archive.data(member, 1 << 16):
             digest.update(piece)
             yield piece
 
     previous = -1
-    for number, line in enumerate(_lines(hashed(), MAX_EVENT), start=1):
-        match = _EVENT_LINE.match(line)
+    number = 0
+    for line in _lines(hashed(), MAX_EVENT):
+        number += 1
+        match = match_line(line)
         if match is None:
             report.fail(f'events.jsonl line {number} is not {{"event":...,"leaf":N}}')
             continue
-        leaf = int(match.group(2))
+        leaf = int(match[2])
         if leaf <= previous:
             report.fail(
                 f"events.jsonl line {number}: leaf {leaf} comes after leaf {previous} "
                 "(events reordered or duplicated)"
             )
-        elif leaf >= size:
+            continue
+        if leaf >= size:
             report.fail(f"events.jsonl line {number}: leaf {leaf} is beyond the tree ({size})")
         else:
-            digest_here = leaf_hash(match.group(1))
-            if digest_here != bytes(leaves[leaf * HASH_SIZE : (leaf + 1) * HASH_SIZE]):
+            start = leaf * HASH_SIZE
+            # (the leaf hash, SHA-256(0x00 || event), as merkle.leaf_hash makes it)
+            if sha256(b"\0" + match[1]).digest() != leaves[start : start + HASH_SIZE]:
                 report.fail(
                     f"events.jsonl line {number}: the event does not hash to leaf {leaf} "
                     "(edited, inserted, or in the wrong place)"
                 )
-            read.event_leaves.append(leaf)
-        previous = max(previous, leaf)
-    report.events = len(read.event_leaves)
+            append(leaf)
+        previous = leaf
+    report.events = len(event_leaves)
 
 
 def _manifest(report: BundleReport, read: _Read, trusted: Sequence[Verifier]) -> dict[str, Any]:
@@ -761,8 +814,9 @@ def _presence(report: BundleReport, read: _Read, manifest: dict[str, Any]) -> No
         report.passed.append(f"{what} is present, in order, and hashes to its leaf")
 
 
-def _second_pass(path: Path, read: _Read) -> Iterator[tuple[int, bytes]]:
-    """The events again (for decoding), checking they are the bytes the first pass hashed."""
+def _second_pass(path: Path, read: _Read) -> Iterator[bytes]:
+    """The events again (for decoding), in runs of whole lines, checking they are the
+    bytes the first pass hashed."""
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         stream.seek(read.events_offset)
@@ -771,19 +825,54 @@ def _second_pass(path: Path, read: _Read) -> Iterator[tuple[int, bytes]]:
         def chunks() -> Iterator[bytes]:
             nonlocal left
             while left:
-                piece = stream.read(min(1 << 20, left))
+                piece = stream.read(min(1 << 16, left))
                 if not piece:
                     raise BundleError("the bundle changed while it was being verified")
                 left -= len(piece)
                 digest.update(piece)
                 yield piece
 
-        for line in _lines(chunks(), MAX_EVENT):
-            match = _EVENT_LINE.match(line)
-            if match is not None:
-                yield int(match.group(2)), match.group(1)
+        yield from _blocks(chunks(), MAX_EVENT)
     if (read.events_size, digest.hexdigest()) != read.digests["events.jsonl"]:
         raise BundleError("the bundle changed while it was being verified")
+
+
+class _Line(msgspec.Struct, frozen=True):
+    """One line of events.jsonl, decoded: ``{"event":<event>,"leaf":N}``."""
+
+    event: Event
+    leaf: Annotated[int, msgspec.Meta(ge=0, le=10**18 - 1)]
+
+
+_line_decoder = msgspec.json.Decoder(_Line)
+#: Encodes as canonical_event does (sorted members), for every event without a float.
+_line_encoder = msgspec.json.Encoder(order="sorted", decimal_format="string")
+#: Per command class: (is a decision, is a dispute, may hold a float).
+_KINDS: dict[type, tuple[bool, bool, bool]] = {}
+
+
+def _kind(command: Any) -> tuple[bool, bool, bool]:
+    cls = type(command)
+    found = _KINDS.get(cls)
+    if found is None:
+        found = _KINDS[cls] = (
+            _is_decision(command.type),
+            _is_dispute(command.type),
+            may_hold_float(cls),
+        )
+    return found
+
+
+def _decoded(block: bytes) -> list[_Line] | None:
+    """A run of lines decoded at once, if every line is exactly the sorted-member
+    encoding of an event and its leaf (else ``None``: the lines are checked one by one)."""
+    try:
+        decoded = _line_decoder.decode_lines(block)
+    except Exception:  # whatever it is, the lines one by one say it as they always did
+        return None
+    # Equal bytes: each line is {"event":...,"leaf":N} (as _EVENT_LINE reads it) with the
+    # event exactly as the store's encoder writes it, member by member, byte for byte.
+    return decoded if _line_encoder.encode_lines(decoded) == block else None
 
 
 def _contents(
@@ -793,27 +882,63 @@ def _contents(
     decisions: list[bytes] = []
     disputes: list[bytes] = []
     problems = 0
+    network = report.network
+
+    def one(leaf: int, data: bytes) -> Event | None:
+        """The checks of one event, from its bytes."""
+        nonlocal problems
+        try:
+            event = decode_event(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            problems += 1
+            report.fail(f"the event of leaf {leaf} is not a valid event: {error}")
+            return None
+        if canonical_event(event) != data:
+            problems += 1
+            report.fail(f"the event of leaf {leaf} is not in canonical form")
+        if event.network != network:
+            problems += 1
+            report.fail(f"the event of leaf {leaf} belongs to network {event.network!r}")
+        if _is_decision(event.type):
+            decisions.append(_json(_entry(leaf, event)))
+        elif _is_dispute(event.type):
+            disputes.append(_json(_entry(leaf, event)))
+        return event
 
     def events() -> Iterator[Event]:
         nonlocal problems
-        for leaf, data in _second_pass(path, read):
-            try:
-                event = decode_event(data)
-            except (msgspec.DecodeError, msgspec.ValidationError) as error:
-                problems += 1
-                report.fail(f"the event of leaf {leaf} is not a valid event: {error}")
+        for block in _second_pass(path, read):
+            decoded = _decoded(block)
+            if decoded is None:  # a line that is not well formed and canonical: one by one
+                for line in block.split(b"\n")[:-1]:
+                    match = _EVENT_LINE.match(line)
+                    if match is not None:
+                        event = one(int(match[2]), match[1])
+                        if event is not None:
+                            yield event
                 continue
-            if canonical_event(event) != data:
-                problems += 1
-                report.fail(f"the event of leaf {leaf} is not in canonical form")
-            if event.network != report.network:
-                problems += 1
-                report.fail(f"the event of leaf {leaf} belongs to network {event.network!r}")
-            if _is_decision(event.type):
-                decisions.append(_json(_entry(leaf, event)))
-            elif _is_dispute(event.type):
-                disputes.append(_json(_entry(leaf, event)))
-            yield event
+            kinds = _KINDS
+            for item in decoded:
+                event = item.event
+                command = event.command
+                decision, dispute, floats = kinds.get(type(command)) or _kind(command)
+                if floats and has_float(command):
+                    # a float: canonical only in RFC 8785's number form, which the
+                    # line's encoding (msgspec's) may not be: the checks of one event
+                    again = one(item.leaf, _line_encoder.encode(event))
+                    if again is not None:
+                        yield again
+                    continue
+                if command.network != network:
+                    problems += 1
+                    report.fail(
+                        f"the event of leaf {item.leaf} belongs to network {command.network!r}"
+                    )
+                if decision:
+                    decisions.append(_json(_entry(item.leaf, event)))
+                elif dispute:
+                    disputes.append(_json(_entry(item.leaf, event)))
+                yield event
 
     decoded = events()
     if recheck is not None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from typing import Any
 
 import msgspec
@@ -74,6 +75,16 @@ def canonical_event(event: Event) -> bytes:
     return data
 
 
+def may_hold_float(command_type: type) -> bool:
+    """Whether a command class has a field that can hold a float (free-form settings)."""
+    return _may_hold_float(command_type)
+
+
+def has_float(value: Any) -> bool:
+    """Whether a command holds a float anywhere (only free-form settings can)."""
+    return _has_float(value)
+
+
 def _has_float(value: Any) -> bool:
     """Whether a command holds a float anywhere (only free-form settings can)."""
     if isinstance(value, float):
@@ -92,7 +103,13 @@ def _has_float(value: Any) -> bool:
 _SHORT = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
 
 
+#: What a JSON string must escape: ``"``, ``\\`` and U+0000 to U+001F.
+_ESCAPED = re.compile('[\\x00-\\x1f"\\\\]')
+
+
 def _string(text: str) -> str:
+    if _ESCAPED.search(text) is None:  # (nearly always: nothing to escape)
+        return '"' + text + '"'
     out = []
     for ch in text:
         if ch in _SHORT:
@@ -167,4 +184,4 @@ def jcs(value: Any) -> bytes:
     return _jcs(value).encode("utf-8")
 
 
-__all__ = ["canonical_event", "jcs", "number"]
+__all__ = ["canonical_event", "has_float", "jcs", "may_hold_float", "number"]

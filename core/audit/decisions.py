@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
-from uuid import UUID
 
 import msgspec
 
@@ -371,7 +370,7 @@ class _Checker:
         self.history = _History()
         self.networks: Networks | None = None
         self.created = False
-        self.versions: dict[UUID, int] = {}
+        self.versions: dict[int, int] = {}  # stream (its UUID as an int) → last version
         self.gaps: list[str] = []
         self.network_gap = False
         self.closes: dict[str, _Close] = {}
@@ -419,7 +418,7 @@ class _Checker:
 
     def run(self, events: Iterable[Event] | Iterable[tuple[int, Event]]) -> list[DecisionCheck]:
         for position, event in _numbered(events):
-            if event.network != self.slug:
+            if event.command.network != self.slug:
                 continue
             self.log.append((position, event))
             self._gap(event)
@@ -427,7 +426,7 @@ class _Checker:
                 self.history.apply(position if position is not None else len(self.log), event)
             except Exception as error:  # a stream whose beginning is missing
                 self.gaps.append(f"{event.type} {event.command_id} does not apply: {error}")
-            if self.network is not None and self.networks is None:
+            if self.networks is None and self.network is not None:
                 self.networks = Networks(self.rules, {self.slug: self.network})
             self._handle(position, event)
         for check, command, close in self.decided:
@@ -441,7 +440,9 @@ class _Checker:
         return self.checks
 
     def _gap(self, event: Event) -> None:
-        last = self.versions.get(event.originator_id, 0)
+        tag = _tag(event.command)
+        stream = event.originator_id.int  # (an int hashes in C; a UUID in Python)
+        last = self.versions.get(stream, 0)
         if event.originator_version != last + 1:
             if event.originator_version <= last:
                 problem = f"is version {event.originator_version} again"
@@ -452,15 +453,17 @@ class _Checker:
                     else f"versions {last + 1} to {event.originator_version - 1} of its stream are"
                 )
                 problem = f"comes after a gap ({missing} missing)"
-            self.gaps.append(f"{event.type} {event.command_id} {problem}")
-            if event.type.startswith(("network.", "plugin.")):
+            self.gaps.append(f"{tag} {event.command_id} {problem}")
+            if tag.startswith(("network.", "plugin.")):
                 self.network_gap = True
-        self.versions[event.originator_id] = max(last, event.originator_version)
-        if event.type == "network.created":
+        self.versions[stream] = max(last, event.originator_version)
+        if tag == "network.created":
             self.created = True
 
     def _handle(self, position: int | None, event: Event) -> None:
         command = event.command
+        if _unhandled(command):  # (most events: nothing below applies to them)
+            return
         if isinstance(command, ReferralConverted | ReferralReversed):
             self._source(position, event)
         elif (booked := _booked(event)) is not None:
@@ -1471,6 +1474,42 @@ class _Checker:
 # ------------------------------------------------------------------ helpers
 
 
+#: Each command class's type tag (``Event.type``, read for every event).
+_TAGS: dict[type, str] = {}
+
+
+def _tag(command: Any) -> str:
+    cls = type(command)
+    tag = _TAGS.get(cls)
+    if tag is None:
+        tag = _TAGS[cls] = command.type
+    return tag
+
+
+_HANDLED = (
+    ReferralConverted,
+    ReferralReversed,
+    PayoutRecorded,
+    PeriodClosed,
+    TierDecided,
+    TierOverridden,
+    StatementClosed,
+)
+
+
+#: Per command class: whether ``_Checker._handle`` does nothing with its events.
+_UNHANDLED: dict[type, bool] = {}
+
+
+def _unhandled(command: Any) -> bool:
+    cls = type(command)
+    found = _UNHANDLED.get(cls)
+    if found is None:
+        handled = isinstance(command, _HANDLED) or _tag(command) == "ledger.adjusted"
+        found = _UNHANDLED[cls] = not handled
+    return found
+
+
 def _numbered(
     events: Iterable[Event] | Iterable[tuple[int, Event]],
 ) -> Iterator[tuple[int | None, Event]]:
@@ -1490,7 +1529,7 @@ def _booked(event: Event) -> tuple[str, str, Decimal, str] | None:
     command: Any = event.command
     if isinstance(command, PayoutRecorded):
         return command.member, "payout", -command.amount, command.reference or ""
-    if event.type == "ledger.adjusted":  # a dispute's compensation (docs/disputes.md)
+    if _tag(command) == "ledger.adjusted":  # a dispute's compensation (docs/disputes.md)
         note = f"dispute {command.dispute}: {command.reason}"
         return command.member, "adjustment", Decimal(command.amount), note
     return None

@@ -92,6 +92,12 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 
 def _check_leaf_hashes(leaf_hashes: Iterable[bytes]) -> None:
+    if (
+        isinstance(leaf_hashes, list | tuple)
+        and set(map(type, leaf_hashes)) <= {bytes}
+        and set(map(len, leaf_hashes)) <= {HASH_SIZE}
+    ):
+        return  # (the usual case, checked in C: plain bytes of the right length)
     for index, h in enumerate(leaf_hashes):
         if not isinstance(h, bytes) or len(h) != HASH_SIZE:
             raise ValueError(f"leaf hash {index} is not {HASH_SIZE} bytes: {h!r}")
