@@ -673,6 +673,7 @@ class Ledger:
         retry = retry_safe(batch)
         for attempt in range(1, ATTEMPTS + 1):
             work = self.unit_of_work()
+            work.prefetch(batch)  # the streams they will look up, in one query
             outcome = Outcome()
             for command in batch:
                 event = work.decide(command)
