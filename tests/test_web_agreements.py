@@ -350,3 +350,35 @@ def test_members_see_only_their_agreements_and_outsiders_nothing(
         "a-private", "a-1",
     ]  # fmt: skip
     assert len(events(world, "agreement.terminated")) == 0
+
+
+def test_the_list_comes_from_the_views_in_proposal_order_without_reading_the_log(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for slug in ("z-late", "a-1", "m-mid"):  # proposed in this order, not by slug
+        record(
+            world,
+            command("agreement.proposed", "riverside", agreement=slug, kind="referral",
+                    parties=["ann-law", "bob-tax"], terms={"scope": f"scope of {slug}"}),
+        )  # fmt: skip
+    record(
+        world,
+        command("agreement.proposed", "harbor", agreement="h-1", kind="referral",
+                parties=["secret-co", "quay-ltd"], terms={"scope": "another network"}),
+    )  # fmt: skip
+    from partnerledger.store import Store
+
+    reads: list[Any] = []
+    real = Store.read
+
+    def counted(self: Store, *args: Any, **kwargs: Any) -> Any:
+        reads.append(kwargs.get("topics"))
+        return real(self, *args, **kwargs)
+
+    with browser(world, tmp_path, world.coordinator) as web:
+        web.get(LIST)  # the views caught up (that reads the log's new events)
+        monkeypatch.setattr(Store, "read", counted)
+        html = web.get(LIST).text
+    assert reads == []  # the page read no notification of the log
+    listed = re.findall(rf'<a href="{LIST}/([^"]+)">', html)
+    assert listed == ["m-mid", "a-1", "z-late"]  # the latest proposal first

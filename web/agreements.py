@@ -83,13 +83,7 @@ _ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 def agreements_of(services: Services, network: str) -> list[Agreement]:
     """Every agreement of the network, in the order they were proposed."""
-    slugs = [
-        event.command.agreement
-        for _, event in services.store.read(topics=["agreement.proposed"])
-        if event.command.network == network and isinstance(event.command, AgreementProposed)
-    ]
-    work = services.ledger.unit_of_work()
-    return [work.agreement(network, slug, "agreement") for slug in dict.fromkeys(slugs)]
+    return services.agreements(network)
 
 
 def _visible(request: Request[Any, Any, Any], network: str, agreement: Agreement) -> bool:

@@ -18,14 +18,16 @@ from __future__ import annotations
 import logging
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+from uuid import UUID
 
 import msgspec
 
 from partnerledger import DomainError, Ledger, Store
 from partnerledger.accounts import Accounts, User
 from partnerledger.commands import Command, convert_command
-from partnerledger.domain import Member, Network, member_id
+from partnerledger.domain import Agreement, Member, Network, agreement_id, member_id
+from partnerledger.domain.base import Aggregate
 from partnerledger.errors import NotFound, StoreUnavailable, from_validation_error
 from partnerledger.events import Event
 from partnerledger.projection import Projector
@@ -37,6 +39,10 @@ log = logging.getLogger("partnerledger.web")
 
 #: The standings view's members: each network's, in order of first appearance.
 MEMBERS = "partnerledger_standing_members"
+#: The ledger view's table of agreements (one row each, with the position it was proposed at).
+AGREEMENTS = "partnerledger_ledger_agreements"
+
+A = TypeVar("A", bound=Aggregate)
 
 
 class Services:
@@ -93,16 +99,33 @@ class Services:
             "ORDER BY first_position, member",
             (network,),
         )
-        ids = [member_id(network, str(row[0])) for row in rows]
-        found = []
+        return self._built(Member, [member_id(network, str(row[0])) for row in rows])
+
+    def agreements(self, network: str) -> list[Agreement]:
+        """Every agreement of a network, in the order they were proposed.
+
+        Two queries whatever the history: the slugs from the ledger view,
+        then every agreement's stream at once (never the log's notifications).
+        """
+        db = self.db
+        _, rows = db.execute(
+            f"SELECT agreement FROM {db.table(AGREEMENTS)} WHERE network = ? "  # noqa: S608  # a view's table
+            "ORDER BY proposed_position, agreement",
+            (network,),
+        )
+        return self._built(Agreement, [agreement_id(network, str(row[0])) for row in rows])
+
+    def _built(self, cls: type[A], ids: list[UUID]) -> list[A]:
+        """The aggregates of these ids (one query for every stream), in that order."""
         streams = self.store.streams(ids)
+        found = []
         for aggregate_id in ids:
             events = streams.get(aggregate_id)
             if events:
-                member = Member(aggregate_id)
+                aggregate = cls(aggregate_id)
                 for event in events:
-                    member.apply(event)
-                found.append(member)
+                    aggregate.apply(event)
+                found.append(aggregate)
         return found
 
     # -- writing ----------------------------------------------------------
