@@ -201,7 +201,7 @@ def card_of(row: PipelineRow, customer: str, contact: str | None) -> Card:
 
 def cards_of(services: Services, network: str, rows: list[PipelineRow]) -> list[Card]:
     """Cards of pipeline rows, every customer revealed with one read of the keys."""
-    shown = services.ledger.vault.reveal_many(
+    shown = services.reveal_many(
         network,
         [(f, v) for r in rows for f, v in (("customer", r.customer),
                                            ("customer_contact", r.customer_contact))],

@@ -28,6 +28,7 @@ from partnerledger.commands import Command, convert_command
 from partnerledger.domain import Member, Network, member_id
 from partnerledger.errors import NotFound, StoreUnavailable, from_validation_error
 from partnerledger.events import Event
+from partnerledger.privacy import Value, Vault
 from partnerledger.projection import Projector
 from partnerledger.store import Database
 
@@ -50,6 +51,11 @@ class Services:
         self.ledger = Ledger(self.store)
         self.projector = Projector(self.store, self.ledger.rules)
         self.accounts = Accounts(database)
+        #: Reads the subjects' keys through the views' connection, so that revealing
+        #: a page's personal fields does not open (and, on PostgreSQL, authenticate)
+        #: a connection of its own on every request. Reading only: the ledger's vault
+        #: writes keys. Keys are read each time (an erased subject's key is gone).
+        self._reader = Vault(database, db=self.projector.db)
         #: Whether this process brings the views up to date itself.
         self.inline = inline
 
@@ -103,6 +109,14 @@ class Services:
                     member.apply(event)
                 found.append(member)
         return found
+
+    def reveal_many(self, network: str, items: list[tuple[str, Value]]) -> list[str | None]:
+        """Personal values of one network as people read them (text or ``[erased]``).
+
+        As :meth:`partnerledger.privacy.Vault.reveal_many`, with one read of
+        the keys on the connection this process already holds.
+        """
+        return self._reader.reveal_many(network, items)
 
     # -- writing ----------------------------------------------------------
 
