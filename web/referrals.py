@@ -282,7 +282,7 @@ def _pipeline(
         })  # fmt: skip
         if status in ("converted", "reversed"):
             thanked.extend(c for c in cards if me is None or c.to_member == me)
-    members = services.members(network)
+    members = services.members(network, db)
     active = [m for m in members if m.status == "active"]
     names = {m.slug: m.name for m in members}
     active_options = [(m.slug, f"{m.name} ({m.slug})") for m in active]

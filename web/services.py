@@ -84,15 +84,18 @@ class Services:
         slugs = sorted({e.command.network for _, e in self.store.read(topics=["network.created"])})
         return [work.network(s) for s in slugs]
 
-    def members(self, network: str) -> list[Member]:
+    def members(self, network: str, db: Any = None) -> list[Member]:
         """Every member of a network, in order of appearance.
+
+        ``db``: the views' connection this request already brought up to date
+        (:attr:`db`), so that it is not caught up a second time.
 
         Two queries whatever the history: the slugs from the standings view
         (its members in order of first appearance), then every member's
         stream at once. Never the log's notifications: a page must not read
         the log.
         """
-        db = self.db
+        db = self.db if db is None else db
         _, rows = db.execute(
             f"SELECT member FROM {db.table(MEMBERS)} WHERE network = ? "  # noqa: S608  # a view's table
             "ORDER BY first_position, member",
