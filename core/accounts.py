@@ -185,8 +185,8 @@ class Accounts:
     def _user_where(self, where: str, params: tuple[Any, ...], join: str = "") -> User | None:
         """The user a condition names, with their roles: one query (a page or an API
         call authenticates on every request; on PostgreSQL each query is a round trip)."""
-        _, rows = self.db.execute(
-            "SELECT u.id, u.email, u.name, u.site_admin, r.network, r.role, r.member "  # noqa: S608  # our own tables
+        _, rows = self.db.execute(  # our own tables, by name
+            "SELECT u.id, u.email, u.name, u.site_admin, r.network, r.role, r.member "
             f"FROM {self._t('partnerledger_users')} u{join} "
             f"LEFT JOIN {self._t('partnerledger_roles')} r ON r.user_id = u.id "
             f"WHERE {where} ORDER BY r.network",
