@@ -26,7 +26,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -180,25 +180,27 @@ class Accounts:
 
     def user(self, user_id: int) -> User | None:
         """A user with their roles, or ``None``."""
-        _, rows = self.db.execute(
-            f"SELECT id, email, name, site_admin FROM {self._t('partnerledger_users')} "
-            "WHERE id = ?",
-            (user_id,),
+        return self._user_where("u.id = ?", (user_id,))
+
+    def _user_where(self, where: str, params: tuple[Any, ...], join: str = "") -> User | None:
+        """The user a condition names, with their roles: one query (a page or an API
+        call authenticates on every request; on PostgreSQL each query is a round trip)."""
+        _, rows = self.db.execute(  # our own tables, by name
+            "SELECT u.id, u.email, u.name, u.site_admin, r.network, r.role, r.member "
+            f"FROM {self._t('partnerledger_users')} u{join} "
+            f"LEFT JOIN {self._t('partnerledger_roles')} r ON r.user_id = u.id "
+            f"WHERE {where} ORDER BY r.network",
+            params,
         )
         if not rows:
             return None
-        _, grants = self.db.execute(
-            f"SELECT network, role, member FROM {self._t('partnerledger_roles')} "
-            "WHERE user_id = ? ORDER BY network",
-            (user_id,),
-        )
         row = rows[0]
         return User(
             id=int(row[0]),
             email=str(row[1]),
             name=str(row[2]),
             site_admin=bool(row[3]),
-            grants={str(n): Grant(str(n), r, m) for n, r, m in grants},
+            grants={str(n): Grant(str(n), r, m) for *_, n, r, m in rows if n is not None},
         )
 
     def by_email(self, email: str) -> User | None:
@@ -333,12 +335,11 @@ class Accounts:
 
     def user_for_token(self, secret: str) -> User | None:
         """The user a valid, unrevoked token belongs to."""
-        _, rows = self.db.execute(
-            f"SELECT user_id FROM {self._t('partnerledger_api_tokens')} "
-            "WHERE token_hash = ? AND revoked_at IS NULL",
+        return self._user_where(
+            "t.token_hash = ? AND t.revoked_at IS NULL",
             (_token_hash(secret),),
+            join=f" JOIN {self._t('partnerledger_api_tokens')} t ON t.user_id = u.id",
         )
-        return self.user(int(rows[0][0])) if rows else None
 
     # -- sign-in attempts -------------------------------------------------
 

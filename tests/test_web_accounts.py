@@ -124,3 +124,42 @@ def test_admin_creates_a_network_with_its_coordinator(world: World, tmp_path: Pa
     with browser(world, tmp_path) as web:
         web.sign_in("lee@lakeside.example", "long enough pw")
         assert web.get("/", follow_redirects=False).headers["location"] == "/n/lakeside/"
+
+
+def test_a_user_is_read_with_their_roles_in_one_query(database_url: str) -> None:
+    """``user`` and ``user_for_token`` read the user and their roles in one query (a
+    join): the same user, grants and all, as reading each table on its own gives."""
+    with Accounts(Database.parse(database_url)) as accounts:
+        lone = accounts.create_user("lone@example.com", "Lone", "a long password 1")
+        many = accounts.create_user("many@example.com", "Many", "a long password 2")
+        accounts.grant(many.id, "zeta", "coordinator")
+        accounts.grant(many.id, "alpha", "member", "alpha-co")
+        accounts.grant(many.id, "mid", "auditor")
+
+        def by_tables(user_id: int) -> tuple[object, ...]:
+            t = accounts.db.table
+            _, rows = accounts.db.execute(
+                f"SELECT id, email, name, site_admin FROM {t('partnerledger_users')} WHERE id = ?",
+                (user_id,),
+            )
+            _, grants = accounts.db.execute(
+                f"SELECT network, role, member FROM {t('partnerledger_roles')} WHERE user_id = ?",
+                (user_id,),
+            )
+            (uid, email, name, admin) = rows[0]
+            return (int(uid), email, name, bool(admin), sorted(tuple(g) for g in grants))
+
+        for user in (lone, many):
+            found = accounts.user(user.id)
+            assert found is not None
+            assert (found.id, found.email, found.name, found.site_admin, sorted(
+                (g.network, g.role, g.member) for g in found.grants.values()
+            )) == by_tables(user.id)  # fmt: skip
+        assert list(accounts.user(many.id).grants) == ["alpha", "mid", "zeta"]  # type: ignore[union-attr]
+        assert accounts.user(lone.id).grants == {}  # type: ignore[union-attr]
+        assert accounts.user(10**9) is None
+        secret, token = accounts.create_token(many.id, "sync")
+        assert accounts.user_for_token(secret) == accounts.user(many.id)
+        assert accounts.user_for_token(secret + "x") is None
+        accounts.revoke_token(many.id, token.id)
+        assert accounts.user_for_token(secret) is None

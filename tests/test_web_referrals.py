@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from partnerledger import Database
+from partnerledger import Database, Ledger, Store
+from partnerledger.commands import encode_command
+from partnerledger.demo import generate
+from partnerledger.jsonl import import_lines
 from partnerledger.privacy import Sealed, Vault
+from partnerledger.projection import Projector
+from partnerledger.views import pipeline as view
 from partnerledger.web.referrals import COLUMN_LIMIT
 from webkit import World, browser, build_world, command, events, record
 
@@ -378,3 +383,42 @@ def test_an_error_on_a_field_the_member_cannot_change_is_still_shown(
             response.text,
         )
     assert len(events(world)) == count
+
+
+def test_the_columns_read_in_one_statement_are_those_read_one_at_a_time(
+    store: Store,
+) -> None:
+    """``columns`` (every status in one UNION ALL) gives each status the rows ``column``
+    gives, in the same order: whole columns and pages after a cursor, for the network and
+    for one member; ties on the time moved go by the order sent."""
+    lines = [encode_command(c) for c in generate(seed=5, members=8, months=4)]
+    assert import_lines(Ledger(store), lines).rejected == []
+    with Projector(store) as projector:
+        projector.catch_up()
+        db = projector.db
+        network = "riverside"
+        _, rows = db.execute(
+            f"SELECT DISTINCT from_member FROM {db.table(view.PIPELINE)} WHERE network = ?",
+            (network,),
+        )
+        member = sorted(str(r[0]) for r in rows)[0]
+        checked = 0
+        for mine in (None, member):
+            for limit in (1, 4, 1000):
+                whole = view.columns(db, network, view.STATUSES, member=mine, limit=limit)
+                assert list(whole) == list(view.STATUSES)
+                for status in view.STATUSES:
+                    one = view.column(db, network, status, member=mine, limit=limit)
+                    assert whole[status] == one, (status, mine, limit)
+                    checked += len(one)
+                    if len(one) > 1:  # the page after the first row of the column
+                        after = (status, (one[0].moved_at, one[0].position))
+                        assert after[1][0] is not None
+                        paged = view.columns(db, network, view.STATUSES, member=mine, before=after,
+                                        limit=limit)  # fmt: skip
+                        assert paged[status] == view.column(
+                            db, network, status, member=mine, before=after[1], limit=limit
+                        )
+                        others = [s for s in view.STATUSES if s != status]
+                        assert all(paged[s] == whole[s] for s in others)
+        assert checked > 100

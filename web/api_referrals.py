@@ -97,7 +97,7 @@ def _fields(request: Request[Any, Any, Any], referrals: list[Referral]) -> list[
     """The API's fields of referrals of one network, personal data revealed in one read."""
     if not referrals:
         return []
-    shown = services(request).ledger.vault.reveal_many(
+    shown = services(request).reveal_many(
         referrals[0].network,
         [
             item
@@ -167,7 +167,7 @@ def _row_fields(
     request: Request[Any, Any, Any], network: str, rows: list[PipelineRow]
 ) -> list[dict[str, Any]]:
     """The API's fields of pipeline view rows, personal data revealed in one read."""
-    shown = services(request).ledger.vault.reveal_many(
+    shown = services(request).reveal_many(
         network,
         [(f, v) for r in rows for f, v in (("customer", r.customer),
                                            ("customer_contact", r.customer_contact))],

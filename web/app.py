@@ -60,6 +60,21 @@ SESSIONS_ENV = "PARTNERLEDGER_SESSIONS"
 log = logging.getLogger("partnerledger.web")
 
 
+#: Paths the session middleware skips (see :func:`create_app`).
+SESSIONLESS = ["^/api/", "^/static/", "^/healthz$", "^/readyz$", "^/schema"]
+
+
+def _templates_fixed(engine: JinjaTemplateEngine) -> None:
+    """Templates are read once per process: no check of each file's time on every use.
+
+    jinja2 checks (``stat``) a cached template's file each time it is used,
+    includes and imports too: some 60 times for one pipeline page. The
+    templates ship with the package and change only with it (``debug``
+    keeps the check, for editing them).
+    """
+    engine.engine.auto_reload = False
+
+
 def _areas() -> list[Any]:
     """Every route handler of every area module (those exposing ``ROUTES``)."""
     handlers: list[Any] = []
@@ -227,7 +242,12 @@ def create_app(
     static = create_static_files_router(
         path="/static", directories=[HERE / "static"], include_in_schema=False
     )
-    session_config = RotatingSessionConfig(store="sessions", max_age=8 * 3600, samesite="lax")
+    # The JSON API authenticates with tokens only, and health checks and assets need no
+    # session: no session file read, written (a new one per cookie-less API call) or
+    # cookie set for them.
+    session_config = RotatingSessionConfig(
+        store="sessions", max_age=8 * 3600, samesite="lax", exclude=SESSIONLESS
+    )
     return Litestar(
         route_handlers=[healthz, readyz, *_areas(), static],
         lifespan=[lifespan],
@@ -238,7 +258,11 @@ def create_app(
             DefineMiddleware(AuthMiddleware, exclude=[f"^{p}" for p in PUBLIC]),
         ],
         csrf_config=CSRFConfig(secret=key, exclude=["/api/"], cookie_samesite="lax"),
-        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=HERE / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=_templates_fixed if not debug else None,
+        ),
         plugins=[HTMXPlugin()],
         exception_handlers={
             NotAuthorizedException: _unauthorized,

@@ -477,7 +477,7 @@ def cards_of(db: SqlBackend, network: str, member: str | None = None) -> list[Sc
 def dashboard_context(services: Services, network: Network) -> dict[str, Any]:
     """Everything the dashboard shows."""
     db = services.db
-    members = services.members(network.network)
+    members = services.members(network.network, db)
     totals, directions, hidden = ties(db, network.network, now())
     active = sum(1 for m in members if m.status == "active")
     series = monthly(db, network)

@@ -97,9 +97,9 @@ def _enabled(services: Services, network: Network) -> dict[str, Any]:
     return found
 
 
-def _names(services: Services, network: str) -> dict[str, str]:
-    """Every member's name by slug."""
-    return {m.slug: m.name or m.slug for m in services.members(network)}
+def _names(services: Services, network: str, db: Any = None) -> dict[str, str]:
+    """Every member's name by slug (``db``: the views, already caught up by this request)."""
+    return {m.slug: m.name or m.slug for m in services.members(network, db)}
 
 
 # ------------------------------------------------------- what it takes next
@@ -395,7 +395,7 @@ async def my_standing(
     with Deliveries(services.database) as deliveries:
         unread = len(deliveries.inbox(network, me, unread_only=True))
     return page(
-        request, "me.html", network=network, me=me, name=_names(services, network).get(me, me),
+        request, "me.html", network=network, me=me, name=_names(services, network, db).get(me, me),
         current=current, asked=period, errors=errors, history=past,
         chart=_chart(past, rungs), rungs=rungs, days=_days(current) if current else None,
         colour=next_colour(rules, current) if current else None,
@@ -418,13 +418,14 @@ async def my_partners(request: Request[Any, Any, Any], network: FromPath[str]) -
     me = _own_business(request, network)
     found = ensure_network(services, network)
     now = datetime.now(UTC)
+    db = services.db
     try:
-        cards = scorecards(services.db, network, member=me, as_of=now)
+        cards = scorecards(db, network, member=me, as_of=now)
     except NotFound:
         cards = []  # not in the view yet: no history with anyone
     return page(
         request, "me_partners.html", network=network, me=me, cards=cards, as_of=now,
-        names=_names(services, network), currency=found.currency, money=money,
+        names=_names(services, network, db), currency=found.currency, money=money,
         percent=percent, number=number,
     )  # fmt: skip
 

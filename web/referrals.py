@@ -48,7 +48,8 @@ from partnerledger import DomainError
 from partnerledger.errors import StoreUnavailable
 from partnerledger.privacy import ERASED, erase_subject
 from partnerledger.sql import utc_text
-from partnerledger.views.pipeline import PipelineRow, column, counts
+from partnerledger.views.pipeline import PipelineRow, counts
+from partnerledger.views.pipeline import columns as read_columns
 
 from .pages import NAV, NavItem, page, read_form
 from .security import COORDINATOR_OR_MEMBER, current_user, network_guard, services_of
@@ -201,7 +202,7 @@ def card_of(row: PipelineRow, customer: str, contact: str | None) -> Card:
 
 def cards_of(services: Services, network: str, rows: list[PipelineRow]) -> list[Card]:
     """Cards of pipeline rows, every customer revealed with one read of the keys."""
-    shown = services.ledger.vault.reveal_many(
+    shown = services.reveal_many(
         network,
         [(f, v) for r in rows for f, v in (("customer", r.customer),
                                            ("customer_contact", r.customer_contact))],
@@ -264,12 +265,16 @@ def _pipeline(
         totals: dict[str, int] = {}
     else:
         totals = counts(db, network, member=mine)
-    pages: list[tuple[str, list[PipelineRow], bool]] = []
-    for status in STATUSES:
-        before = parse_cursor(older[1]) if older is not None and older[0] == status else None
-        # Every column asked, even an empty one: the same statements whatever the history.
-        rows = column(db, network, status, member=mine, before=before, limit=COLUMN_LIMIT + 1)
-        pages.append((status, rows, before is not None))
+    cursor = parse_cursor(older[1]) if older is not None else None
+    before = (older[0], cursor) if older is not None and cursor is not None else None
+    # Every column asked, even an empty one, in one statement: the same whatever the history.
+    found_rows = read_columns(
+        db, network, STATUSES, member=mine, before=before, limit=COLUMN_LIMIT + 1
+    )
+    pages: list[tuple[str, list[PipelineRow], bool]] = [
+        (status, found_rows[status], before is not None and before[0] == status)
+        for status in STATUSES
+    ]
     shown = cards_of(services, network, [r for _, rows, _ in pages for r in rows[:COLUMN_LIMIT]])
     columns = []
     thanked: list[Card] = []
@@ -282,7 +287,7 @@ def _pipeline(
         })  # fmt: skip
         if status in ("converted", "reversed"):
             thanked.extend(c for c in cards if me is None or c.to_member == me)
-    members = services.members(network)
+    members = services.members(network, db)
     active = [m for m in members if m.status == "active"]
     names = {m.slug: m.name for m in members}
     active_options = [(m.slug, f"{m.name} ({m.slug})") for m in active]

@@ -30,6 +30,7 @@ from partnerledger.domain import Agreement, Member, Network, agreement_id, membe
 from partnerledger.domain.base import Aggregate
 from partnerledger.errors import NotFound, StoreUnavailable, from_validation_error
 from partnerledger.events import Event
+from partnerledger.privacy import Value, Vault
 from partnerledger.projection import Projector
 from partnerledger.store import Database
 
@@ -56,6 +57,11 @@ class Services:
         self.ledger = Ledger(self.store)
         self.projector = Projector(self.store, self.ledger.rules)
         self.accounts = Accounts(database)
+        #: Reads the subjects' keys through the views' connection, so that revealing
+        #: a page's personal fields does not open (and, on PostgreSQL, authenticate)
+        #: a connection of its own on every request. Reading only: the ledger's vault
+        #: writes keys. Keys are read each time (an erased subject's key is gone).
+        self._reader = Vault(database, db=self.projector.db)
         #: Whether this process brings the views up to date itself.
         self.inline = inline
 
@@ -85,15 +91,18 @@ class Services:
         slugs = sorted({e.command.network for _, e in self.store.read(topics=["network.created"])})
         return [work.network(s) for s in slugs]
 
-    def members(self, network: str) -> list[Member]:
+    def members(self, network: str, db: Any = None) -> list[Member]:
         """Every member of a network, in order of appearance.
+
+        ``db``: the views' connection this request already brought up to date
+        (:attr:`db`), so that it is not caught up a second time.
 
         Two queries whatever the history: the slugs from the standings view
         (its members in order of first appearance), then every member's
         stream at once. Never the log's notifications: a page must not read
         the log.
         """
-        db = self.db
+        db = self.db if db is None else db
         _, rows = db.execute(
             f"SELECT member FROM {db.table(MEMBERS)} WHERE network = ? "  # noqa: S608  # a view's table
             "ORDER BY first_position, member",
@@ -127,6 +136,14 @@ class Services:
                     aggregate.apply(event)
                 found.append(aggregate)
         return found
+
+    def reveal_many(self, network: str, items: list[tuple[str, Value]]) -> list[str | None]:
+        """Personal values of one network as people read them (text or ``[erased]``).
+
+        As :meth:`partnerledger.privacy.Vault.reveal_many`, with one read of
+        the keys on the connection this process already holds.
+        """
+        return self._reader.reveal_many(network, items)
 
     # -- writing ----------------------------------------------------------
 

@@ -112,8 +112,9 @@ def _page(
     services = services_of(request)
     if cut is None:
         found = services.network(network)
+        db = services.db
         return _page_of(
-            request, network, member, period, services.db, found, services.members(network),
+            request, network, member, period, db, found, services.members(network, db),
             None, errors=errors, posted=posted, status_code=status_code,
         )  # fmt: skip
     with page_views(services, network, cut) as views:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -76,6 +76,7 @@ _COLUMNS = (
     "reason",
 )
 _TIMES = ("sent_at", "accepted_at", "ended_at", "converted_at", "moved_at", "updated_at")
+_NEVER = datetime.min.replace(tzinfo=UTC)
 _personal = msgspec.json.Decoder(str | Sealed | None).decode
 _encode = msgspec.json.encode
 
@@ -311,6 +312,57 @@ def column(
     return _select(db, where, params, "moved_at DESC, position", limit)
 
 
+def columns(
+    db: SqlBackend,
+    network: str,
+    statuses: Sequence[str],
+    *,
+    member: str | None = None,
+    before: tuple[str, tuple[datetime, int]] | None = None,
+    limit: int,
+) -> dict[str, list[PipelineRow]]:
+    """:func:`column` of each status, in one statement (one round trip, not one a status).
+
+    ``before``: (status, cursor) starts that status's column after the cursor.
+    Each column is its own ``LIMIT`` read through the ``(network, status,
+    moved_at, position)`` index, glued with ``UNION ALL``; the rows come back
+    in the order :func:`column` gives.
+    """
+    if not statuses:
+        return {}
+    parts, params = [], []
+    for index, status in enumerate(statuses):
+        where = "network = ? AND status = ?"
+        found: list[Any] = [network, status]
+        if before is not None and before[0] == status:
+            moved = db.ts(before[1][0])
+            where += " AND moved_at <= ? AND (moved_at < ? OR position > ?)"
+            found += [moved, moved, before[1][1]]
+        if member is not None:
+            where += " AND (from_member = ? OR to_member = ?)"
+            found += [member, member]
+        parts.append(  # our own table
+            f"SELECT * FROM (SELECT {', '.join(_COLUMNS)} FROM {db.table(PIPELINE)} "
+            f"WHERE {where} ORDER BY moved_at DESC, position LIMIT ?) c{index}"
+        )
+        params += [*found, limit]
+    _, rows = db.execute(" UNION ALL ".join(parts), params)
+    by_status: dict[str, list[PipelineRow]] = {status: [] for status in statuses}
+    for values in rows:
+        row = _row(db, values)
+        by_status[row.status].append(row)
+    # ORDER BY moved_at DESC, position, as each database orders it (UNION ALL itself
+    # promises no order): SQLite puts a row never moved last, PostgreSQL first.
+    unmoved = -1 if db.kind == "sqlite" else 1
+    for found_rows in by_status.values():
+        found_rows.sort(key=lambda r: r.position)
+        found_rows.sort(
+            key=lambda r: (0, r.moved_at) if r.moved_at is not None else (unmoved, _NEVER),
+            reverse=True,
+        )
+    return by_status
+
+
 def counts(db: SqlBackend, network: str, *, member: str | None = None) -> dict[str, int]:
     """How many referrals the network has in each status (``member``: sent or received)."""
     where, params = "network = ?", [network]
@@ -362,6 +414,7 @@ __all__ = [
     "Pipeline",
     "PipelineRow",
     "column",
+    "columns",
     "counts",
     "in_order_sent",
     "referral_rows",
