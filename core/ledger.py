@@ -673,7 +673,9 @@ class Ledger:
         retry = retry_safe(batch)
         for attempt in range(1, ATTEMPTS + 1):
             work = self.unit_of_work()
-            work.prefetch(batch)  # the streams they will look up, in one query
+            # The streams they will look up, in one query (an unencodable command is
+            # refused by decide, naming its field: nothing to read ahead for it).
+            work.prefetch(c for c in batch if unencodable(c) is None)
             outcome = Outcome()
             for command in batch:
                 event = work.decide(command)

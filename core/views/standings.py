@@ -265,6 +265,10 @@ class Standings(Projection):
                 network TEXT NOT NULL, member TEXT NOT NULL, day TEXT NOT NULL,
                 field TEXT NOT NULL, count BIGINT NOT NULL, amount BIGINT NOT NULL,
                 PRIMARY KEY (network, day, member, field))""",
+            # The dashboard's monthly sums of a few fields read this index alone.
+            f"""CREATE INDEX IF NOT EXISTS partnerledger_standing_counts_field
+                ON {self.t("partnerledger_standing_counts")}
+                (network, field, day, count, amount)""",
             f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_standing_attendance")} (
                 network TEXT NOT NULL, meeting TEXT NOT NULL, member TEXT NOT NULL,
                 status TEXT NOT NULL, occurred_at {ts} NOT NULL,
