@@ -289,6 +289,11 @@ class Trail(Projection):
         return members
 
     def flush(self, networks: Networks) -> None:
+        # In key order (network, entity, position): each index then gets its new entries in
+        # runs on the same pages, not scattered over all of them (about a third faster on
+        # SQLite). The kind index is in that order too: an entity's kind is its prefix.
+        # (A row starts network, entity, kind, position: unique, so the sort stops there.)
+        self._rows.sort()
         self.db.insert(
             self.t(TRAIL),
             ("network", "entity", "kind", "position", "type", "actor", "occurred_at"),
