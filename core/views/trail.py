@@ -142,8 +142,12 @@ def data_subject(command: Command) -> str | None:
 
 def named_entities(command: Command) -> list[str]:
     """The entities a command names itself: its network, its record, its members."""
+    return _named(command, lifecycle_record(command), command.members())
+
+
+def _named(command: Command, record: str | None, members: Sequence[str]) -> list[str]:
+    """:func:`named_entities`, given the command's record and members."""
     found = [entity_id("network", command.network)]
-    record = lifecycle_record(command)
     if record is not None:
         found.append(record)
     elif isinstance(command, IntroductionMade):
@@ -159,7 +163,7 @@ def named_entities(command: Command) -> list[str]:
     for extra in (disputed_referral(command), linked_dispute(command), data_subject(command)):
         if extra is not None:
             found.append(extra)
-    found.extend(entity_id("member", member) for member in command.members())
+    found.extend(entity_id("member", member) for member in members)
     return list(dict.fromkeys(found))
 
 
@@ -220,15 +224,12 @@ class Trail(Projection):
         wanted: dict[tuple[str, str], None] = {}
         for _, event in events:
             command = event.command
-            if lifecycle_record(command) is None:
+            record = lifecycle_record(command)
+            if record is None:
                 continue
-            for record in (
-                lifecycle_record(command),
-                disputed_referral(command),
-                linked_dispute(command),
-            ):
-                if record is not None and (command.network, record) not in self._parties:
-                    wanted[(command.network, record)] = None
+            for named in (record, disputed_referral(command), linked_dispute(command)):
+                if named is not None and (command.network, named) not in self._parties:
+                    wanted[(command.network, named)] = None
         for key in wanted:
             self._parties[key] = set()
         for network, records in by_network(list(wanted)).items():
@@ -241,29 +242,29 @@ class Trail(Projection):
 
     def handle(self, position: int, event: Event, networks: Networks) -> None:
         command: Command = event.command
-        entities = named_entities(command)
+        network = command.network
         record = lifecycle_record(command)
+        named = command.members()
+        entities = _named(command, record, named)
         if record is not None:
-            members = self._members(command.network, record)
-            named = list(command.members())
+            members = self._members(network, record)
             referral = disputed_referral(command)
             if referral is not None:  # a dispute on a referral concerns its members
-                named.extend(sorted(self._members(command.network, referral)))
+                named = (*named, *sorted(self._members(network, referral)))
             for member in named:
                 if member not in members:
                     members.add(member)
-                    self._new_parties.append((command.network, record, member))
+                    self._new_parties.append((network, record, member))
             dispute = linked_dispute(command)
             if dispute is not None:  # the member now credited becomes a party of the dispute
-                others = self._members(command.network, dispute)
+                others = self._members(network, dispute)
                 for member in command.members():
                     if member not in others:
                         others.add(member)
-                        self._new_parties.append((command.network, dispute, member))
-            involved = (entity_id("member", member) for member in sorted(members))
-            entities = list(dict.fromkeys([*entities, *involved]))
+                        self._new_parties.append((network, dispute, member))
+            entities.extend(entity_id("member", member) for member in sorted(members))
+            entities = list(dict.fromkeys(entities))
         common = (position, command.type, command.actor, self.db.ts(command.occurred_at))
-        network = command.network
         self._rows.extend(
             [(network, entity, entity.partition(":")[0], *common) for entity in entities]
         )
