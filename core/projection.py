@@ -55,12 +55,6 @@ _NETWORK_TOPICS = frozenset(NETWORK_TOPICS)
 TRACKING = "partnerledger_projections"
 #: Events per transaction when a projection catches up.
 BATCH = 2000
-#: Events per transaction when :meth:`Projector.rebuild` replays the whole log. Larger:
-#: a batch's reads (a few queries per view and network, and the standings of the periods
-#: it touched, computed again) and its commit are paid fewer times; on PostgreSQL, where
-#: each is a round trip and server work, a rebuild costs about a fifth less CPU than in
-#: batches of 2,000. Only a rebuild holds the SQLite write lock that long (about a second).
-REBUILD_BATCH = 10000
 _LOCK = 0x70617275  # PostgreSQL advisory lock taken while creating tables
 _FOLLOWER = 0x70617276  # PostgreSQL advisory lock held by the one worker following the log
 
@@ -322,13 +316,11 @@ class Projector:
         rules: Rules | None = None,
         names: Sequence[str] | None = None,
         *,
-        batch: int | None = None,
+        batch: int = BATCH,
         clock: Callable[[], datetime] = utc_now,
         db: SqlBackend | None = None,
     ) -> None:
-        """``batch``: events per transaction (default: :data:`BATCH` when catching up,
-        :data:`REBUILD_BATCH` when rebuilding; a number given is used for both).
-        ``db``: keep the views in this connection instead of the store's database
+        """``db``: keep the views in this connection instead of the store's database
         (a private one, e.g. the views as of a moment); its owner closes it."""
         from .ledger import default_rules
 
@@ -340,8 +332,7 @@ class Projector:
                 )
         self.store = store
         self.rules = rules if rules is not None else default_rules()
-        self.batch = max(batch, 1) if batch is not None else BATCH
-        self.rebuild_batch = self.batch if batch is not None else REBUILD_BATCH
+        self.batch = max(batch, 1)
         self.clock = clock
         self._owns_db = db is None
         self.db = connect(store.database) if db is None else db
@@ -525,11 +516,7 @@ class Projector:
                 )
                 self._drop(view)
                 view.create()
-        self.batch, batch = self.rebuild_batch, self.batch
-        try:
-            return self.catch_up(progress)
-        finally:
-            self.batch = batch
+        return self.catch_up(progress)
 
     def follow(
         self,
@@ -611,10 +598,8 @@ class Projector:
 
 
 __all__ = [
-    "BATCH",
     "NETWORK_TOPICS",
     "PROJECTIONS",
-    "REBUILD_BATCH",
     "BatchRows",
     "Networks",
     "Projection",

@@ -200,30 +200,3 @@ def test_stored_times_read_back_exactly() -> None:
             db.dt("2025-01-06T09:00:00.000000")  # no offset: not a stored time
     finally:
         db.close()
-
-
-def test_a_rebuild_replays_in_larger_batches_than_a_catch_up(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """By default a rebuild takes REBUILD_BATCH events a transaction, a catch-up BATCH; a
-    batch size given is used for both. The views are the same whatever the batches."""
-    from partnerledger import projection
-
-    last = _history(store, members=4, months=3)
-    monkeypatch.setattr(projection, "BATCH", 10)
-    monkeypatch.setattr(projection, "REBUILD_BATCH", 25)
-    assert last > 100
-
-    def steps(run: Any) -> list[int]:
-        done: list[int] = []
-        run(progress=lambda handled, _last: done.append(handled))
-        return done
-
-    with Projector(store) as projector:
-        rebuilt = steps(projector.rebuild)
-        assert rebuilt == [*range(25, last, 25), last]
-        assert projector.batch == 10  # a catch-up after it takes the usual batches
-        dumps = {name: view.dump() for name, view in projector.projections.items()}
-    with Projector(store, batch=7) as given:
-        assert steps(given.rebuild) == [*range(7, last, 7), last]
-        assert {name: view.dump() for name, view in given.projections.items()} == dumps
