@@ -44,7 +44,7 @@ from .ledger import Ledger
 from .projection import Projector
 from .sql import SqlBackend
 from .views import ledger as ledger_view
-from .views.trail import PARTIES, TRAIL, TrailEntry
+from .views.trail import EVENTS, PARTIES, TRAIL, TrailEntry
 
 #: How a subject is written on the command line and in links: KIND:ID.
 SUBJECT_KINDS: dict[str, DisputeSubjectKind] = {
@@ -486,14 +486,15 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _rows(db: SqlBackend, network: str, entity: str | None) -> dict[str, DisputeRecord]:
-    where = "network = ? AND kind = 'dispute'"
+    where = "t.network = ? AND t.kind = 'dispute'"
     params: list[Any] = [network]
     if entity is not None:
-        where += " AND entity = ?"
+        where += " AND t.entity = ?"
         params.append(entity)
     _, rows = db.execute(
-        "SELECT entity, position, type, actor, occurred_at, recorded_at, command_id, command "  # noqa: S608
-        f"FROM {db.table(TRAIL)} WHERE {where} ORDER BY position",  # the view's own table
+        "SELECT t.entity, t.position, t.type, t.actor, t.occurred_at, e.recorded_at, "  # noqa: S608
+        f"e.command_id, e.command FROM {db.table(TRAIL)} t JOIN {db.table(EVENTS)} e "
+        f"ON e.position = t.position WHERE {where} ORDER BY t.position",  # the view's own tables
         params,
     )
     found: dict[str, DisputeRecord] = {}

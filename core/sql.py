@@ -250,6 +250,10 @@ class PostgresBackend(SqlBackend):
         #: lost what the old one held (a session advisory lock: see Projector.follow).
         self.generation = 0
         self._depth = 0  # transactions open (nested ones are savepoints)
+        #: The staging tables of :meth:`insert` this connection has created (and committed).
+        self._staged: set[str] = set()
+        #: Those created by the open transaction (staged for good when it commits).
+        self._created: set[str] = set()
         self.conn = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
@@ -267,6 +271,7 @@ class PostgresBackend(SqlBackend):
         except psycopg.Error as error:
             raise self.unavailable(error) from error
         self.generation += 1
+        self._staged = set()  # temporary tables die with their connection
         return conn
 
     @contextmanager
@@ -352,9 +357,10 @@ class PostgresBackend(SqlBackend):
     ) -> None:
         # executemany sends the rows one by one (pipeline mode); a binary COPY sends them
         # all at once, many times faster. With a conflict clause the rows are copied into
-        # a temporary table first, then inserted from it with that clause. A few rows (a
-        # command's own, caught up at once) go in one pipelined executemany: a COPY through
-        # a temporary table costs four round trips whatever the number of rows.
+        # a temporary table first, then inserted from it with that clause: two round trips
+        # (the COPY; the INSERT and the staging table's DELETE in one message), three the
+        # first time the connection stages rows for the table (it creates the stage). A few
+        # rows (a command's own, caught up at once) go in one pipelined executemany instead.
         if not rows:
             return
         if len(rows) <= FEW_ROWS:
@@ -365,11 +371,15 @@ class PostgresBackend(SqlBackend):
         stage = "pl_stage_" + table.rpartition(".")[2]
         try:
             with self._live().cursor() as cursor:
-                if conflict:
+                if conflict and stage not in self._staged:
                     cursor.execute(
                         f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} "
                         f"(LIKE {table}) ON COMMIT DELETE ROWS"
                     )
+                    if self._depth:  # created for good when the transaction commits
+                        self._created.add(stage)
+                    else:
+                        self._staged.add(stage)
                 with cursor.copy(
                     f"COPY {stage if conflict else table} ({names}) FROM STDIN (FORMAT BINARY)"
                 ) as copy:
@@ -377,11 +387,11 @@ class PostgresBackend(SqlBackend):
                     for row in rows:
                         copy.write_row(row)
                 if conflict:
+                    # No parameters: both statements go in one simple-protocol message.
                     cursor.execute(
                         f"INSERT INTO {table} ({names}) "  # noqa: S608
-                        f"SELECT {names} FROM {stage} {conflict}"
+                        f"SELECT {names} FROM {stage} {conflict}; DELETE FROM {stage}"
                     )
-                    cursor.execute(f"DELETE FROM {stage}")  # noqa: S608
         except psycopg.Error as error:
             raise self.unavailable(error) from error
 
@@ -405,6 +415,9 @@ class PostgresBackend(SqlBackend):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        outer = not self._depth
+        if outer:
+            self._created = set()
         try:
             with self._live().transaction():
                 self._depth += 1
@@ -412,8 +425,16 @@ class PostgresBackend(SqlBackend):
                     yield
                 finally:
                     self._depth -= 1
-        except psycopg.Error as error:
-            raise self.unavailable(error) from error
+        except BaseException as error:
+            # Rolled back (a savepoint too: forget what the whole transaction created, to be
+            # safe): a staging table created inside is gone, or may be.
+            self._created = set()
+            if isinstance(error, psycopg.Error):
+                raise self.unavailable(error) from error
+            raise
+        if outer:
+            self._staged |= self._created
+            self._created = set()
 
     def json_in(self, value: Any) -> Any:
         return Jsonb(value)

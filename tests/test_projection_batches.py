@@ -148,6 +148,38 @@ def test_insert_copies_rows_and_upserts_them(
     assert db.select_in(f"SELECT k FROM {table} WHERE k {{in}}", (), []) == []
 
 
+def test_upserts_stage_again_after_a_rollback_dropped_the_stage(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The staging table of an upsert is created once per connection (PostgreSQL): one
+    created by a transaction that rolled back is gone, and the next upsert creates it again;
+    two upserts into one table in one transaction each see only their own rows."""
+    monkeypatch.setattr(sql, "FEW_ROWS", 0)  # these few rows go through the stage too
+    first, second = connect(store.database), connect(store.database)
+    try:
+        table = first.table("pl_test_stage")
+        first.execute(f"CREATE TABLE {table} (k TEXT PRIMARY KEY, n BIGINT NOT NULL)")
+        upsert = "ON CONFLICT (k) DO UPDATE SET n = excluded.n"
+
+        def rolled_back() -> None:
+            with second.transaction():
+                second.insert(table, ("k", "n"), [("a", 1)], upsert)  # creates the stage
+                raise RuntimeError("rolled back")  # ... and drops it again
+
+        with pytest.raises(RuntimeError, match="rolled back"):
+            rolled_back()
+        with second.transaction():
+            second.insert(table, ("k", "n"), [("a", 2), ("b", 2)], upsert)
+            second.insert(table, ("k", "n"), [("b", 3)], upsert)
+        with second.transaction():  # the stage exists now: not created again, still empty
+            second.insert(table, ("k", "n"), [("c", 4)], upsert)
+        _, rows = first.execute(f"SELECT k, n FROM {table} ORDER BY k")
+        assert [(k, int(n)) for k, n in rows] == [("a", 2), ("b", 3), ("c", 4)]
+    finally:
+        second.close()
+        first.close()
+
+
 def test_streams_read_many_aggregates_at_once(store: Store) -> None:
     _history(store, members=4, months=2)
     ids = list(dict.fromkeys(event.originator_id for _, event in store.read()))

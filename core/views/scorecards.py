@@ -256,6 +256,7 @@ class Scorecards(Projection):
         self, keys: list[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], list[Any]]:
         found: dict[tuple[str, str, str], list[Any]] = {}
+        wanted = set(keys)  # the query reads every partner of the members: keep those asked
         for network, members in by_network(keys).items():
             for (
                 member,
@@ -271,7 +272,10 @@ class Scorecards(Projection):
                 (network,),
                 members,
             ):
-                found[(network, str(member), str(partner))] = [
+                key = (network, str(member), str(partner))
+                if key not in wanted:
+                    continue
+                found[key] = [
                     int(sent),
                     int(accepted),
                     int(converted),
@@ -285,6 +289,7 @@ class Scorecards(Projection):
     ) -> dict[tuple[str, str, str], list[Any]]:
         found: dict[tuple[str, str, str], list[Any]] = {}
         dt = self.db.dt
+        wanted = set(keys)  # the query reads every pair of the members: keep those asked
         for network, members in by_network(keys).items():
             for a, b, first, last, introductions, one_to_ones in self.db.select_in(
                 f"SELECT member_a, member_b, first_interaction_at, last_interaction_at, "
@@ -293,7 +298,10 @@ class Scorecards(Projection):
                 (network,),
                 members,
             ):
-                found[(network, str(a), str(b))] = [
+                key = (network, str(a), str(b))
+                if key not in wanted:
+                    continue
+                found[key] = [
                     dt(first) if first is not None else None,
                     dt(last) if last is not None else None,
                     int(introductions),

@@ -580,13 +580,16 @@ class Standings(Projection):
             previous = excluded.previous, periods_below = excluded.periods_below,
             streak = excluded.streak, closed = excluded.closed, override = excluded.override,
             override_reason = excluded.override_reason, problem = excluded.problem"""
-        self.db.executemany(
-            f"""INSERT INTO {self.t("partnerledger_standings")} (network, period, member,
-            period_start, window_start, window_end, activity, score, tier, tier_name,
-            previous, periods_below, streak, closed, override, override_reason, problem)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {conflict}""",
+        # One statement for the rows (a binary COPY and one upsert on PostgreSQL, not a
+        # statement per row); a period's rows are its members', so no key comes twice.
+        self.db.insert(
+            self.t("partnerledger_standings"),
+            ("network", "period", "member", "period_start", "window_start", "window_end",
+             "activity", "score", "tier", "tier_name", "previous", "periods_below", "streak",
+             "closed", "override", "override_reason", "problem"),
             rows,
-        )
+            conflict,
+        )  # fmt: skip
 
     # -- writing a batch --------------------------------------------------
 

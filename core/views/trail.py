@@ -22,9 +22,11 @@ row per event and entity it concerns:
 * a ``referral.sent`` also belongs to its data subject, ``subject:<id>``,
   and so does ``subject.erased`` (docs/privacy.md).
 
-Each row holds the actor, the business time (``occurred_at``), the store
-time (``recorded_at``), the command id and the command as JSON, which
-:func:`trail` searches. :func:`entities` lists a network's entities with
+Each row holds the event's type, actor and business time
+(``occurred_at``); the event's store time (``recorded_at``), command id and
+command as JSON, which :func:`trail` searches, are kept once per event in
+``partnerledger_trail_events`` (an event concerns three or four entities:
+its command is not written once for each). :func:`entities` lists a network's entities with
 their event counts. The JSON is the stored command, personal fields sealed:
 :func:`trail` reveals them (the text, or ``[erased]``) and searches them as
 revealed.
@@ -78,6 +80,8 @@ KINDS: tuple[str, ...] = (
 )
 #: One row per (event, entity it concerns).
 TRAIL = "partnerledger_trail"
+#: One row per event: its store time, command id and command (read joined on ``position``).
+EVENTS = "partnerledger_trail_events"
 #: The members each referral and agreement concerns, as its events named them so far.
 PARTIES = "partnerledger_trail_parties"
 #: Rows :func:`trail` returns when no limit is given.
@@ -138,8 +142,12 @@ def data_subject(command: Command) -> str | None:
 
 def named_entities(command: Command) -> list[str]:
     """The entities a command names itself: its network, its record, its members."""
+    return _named(command, lifecycle_record(command), command.members())
+
+
+def _named(command: Command, record: str | None, members: Sequence[str]) -> list[str]:
+    """:func:`named_entities`, given the command's record and members."""
     found = [entity_id("network", command.network)]
-    record = lifecycle_record(command)
     if record is not None:
         found.append(record)
     elif isinstance(command, IntroductionMade):
@@ -155,7 +163,7 @@ def named_entities(command: Command) -> list[str]:
     for extra in (disputed_referral(command), linked_dispute(command), data_subject(command)):
         if extra is not None:
             found.append(extra)
-    found.extend(entity_id("member", member) for member in command.members())
+    found.extend(entity_id("member", member) for member in members)
     return list(dict.fromkeys(found))
 
 
@@ -164,13 +172,15 @@ class Trail(Projection):
     """The audit trail view: one row per event and entity, and each record's members."""
 
     name = "trail"
-    version = 2  # 2: data subjects are entities (docs/privacy.md)
-    tables = (TRAIL, PARTIES)
+    # 2: data subjects are entities (docs/privacy.md); 3: the command once per event (EVENTS)
+    version = 3
+    tables = (TRAIL, EVENTS, PARTIES)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Only for the batch being handled: written (or forgotten) at its end.
         self._rows: list[tuple[Any, ...]] = []
+        self._events: list[tuple[Any, ...]] = []
         self._parties: dict[tuple[str, str], set[str]] = {}
         self._new_parties: list[tuple[str, str, str]] = []
 
@@ -185,10 +195,15 @@ class Trail(Projection):
                 type TEXT NOT NULL,
                 actor TEXT NOT NULL,
                 occurred_at {ts} NOT NULL,
+                PRIMARY KEY (network, entity, position)
+            )"""
+        )
+        self.db.execute(
+            f"""CREATE TABLE IF NOT EXISTS {self.t(EVENTS)} (
+                position BIGINT PRIMARY KEY,
                 recorded_at {ts} NOT NULL,
                 command_id TEXT NOT NULL,
-                command TEXT NOT NULL,
-                PRIMARY KEY (network, entity, position)
+                command TEXT NOT NULL
             )"""
         )
         # The primary key serves trail(); this one lists a network's entities of one kind.
@@ -209,15 +224,12 @@ class Trail(Projection):
         wanted: dict[tuple[str, str], None] = {}
         for _, event in events:
             command = event.command
-            if lifecycle_record(command) is None:
+            record = lifecycle_record(command)
+            if record is None:
                 continue
-            for record in (
-                lifecycle_record(command),
-                disputed_referral(command),
-                linked_dispute(command),
-            ):
-                if record is not None and (command.network, record) not in self._parties:
-                    wanted[(command.network, record)] = None
+            for named in (record, disputed_referral(command), linked_dispute(command)):
+                if named is not None and (command.network, named) not in self._parties:
+                    wanted[(command.network, named)] = None
         for key in wanted:
             self._parties[key] = set()
         for network, records in by_network(list(wanted)).items():
@@ -230,39 +242,39 @@ class Trail(Projection):
 
     def handle(self, position: int, event: Event, networks: Networks) -> None:
         command: Command = event.command
-        entities = named_entities(command)
+        network = command.network
         record = lifecycle_record(command)
+        named = command.members()
+        entities = _named(command, record, named)
         if record is not None:
-            members = self._members(command.network, record)
-            named = list(command.members())
+            members = self._members(network, record)
             referral = disputed_referral(command)
             if referral is not None:  # a dispute on a referral concerns its members
-                named.extend(sorted(self._members(command.network, referral)))
+                named = (*named, *sorted(self._members(network, referral)))
             for member in named:
                 if member not in members:
                     members.add(member)
-                    self._new_parties.append((command.network, record, member))
+                    self._new_parties.append((network, record, member))
             dispute = linked_dispute(command)
             if dispute is not None:  # the member now credited becomes a party of the dispute
-                others = self._members(command.network, dispute)
+                others = self._members(network, dispute)
                 for member in command.members():
                     if member not in others:
                         others.add(member)
-                        self._new_parties.append((command.network, dispute, member))
-            involved = (entity_id("member", member) for member in sorted(members))
-            entities = list(dict.fromkeys([*entities, *involved]))
-        common = (
-            position,
-            command.type,
-            command.actor,
-            self.db.ts(command.occurred_at),
-            self.db.ts(event.recorded_at),
-            event.command_id,
-            encode_command(command).decode(),
-        )
-        network = command.network
+                        self._new_parties.append((network, dispute, member))
+            entities.extend(entity_id("member", member) for member in sorted(members))
+            entities = list(dict.fromkeys(entities))
+        common = (position, command.type, command.actor, self.db.ts(command.occurred_at))
         self._rows.extend(
             [(network, entity, entity.partition(":")[0], *common) for entity in entities]
+        )
+        self._events.append(
+            (
+                position,
+                self.db.ts(event.recorded_at),
+                event.command_id,
+                encode_command(command).decode(),
+            )
         )
 
     def _members(self, network: str, record: str) -> set[str]:
@@ -278,17 +290,25 @@ class Trail(Projection):
         return members
 
     def flush(self, networks: Networks) -> None:
+        # In key order (network, entity, position): each index then gets its new entries in
+        # runs on the same pages, not scattered over all of them (about a third faster on
+        # SQLite). The kind index is in that order too: an entity's kind is its prefix.
+        # (A row starts network, entity, kind, position: unique, so the sort stops there.)
+        self._rows.sort()
         self.db.insert(
             self.t(TRAIL),
-            ("network", "entity", "kind", "position", "type", "actor", "occurred_at",
-             "recorded_at", "command_id", "command"),
+            ("network", "entity", "kind", "position", "type", "actor", "occurred_at"),
             self._rows,
-        )  # fmt: skip
+        )
+        self.db.insert(
+            self.t(EVENTS), ("position", "recorded_at", "command_id", "command"), self._events
+        )
         self.db.insert(self.t(PARTIES), ("network", "record", "member"), self._new_parties)
         self.discard()
 
     def discard(self) -> None:
         self._rows = []
+        self._events = []
         self._parties = {}
         self._new_parties = []
 
@@ -407,7 +427,7 @@ def trail(
             raise InvalidCommand("type", f"unknown event type {name!r}")
     if limit < 1:
         raise InvalidCommand("limit", "must be at least 1")
-    where = ["network = ?", "entity = ?", "position > ?"]
+    where = ["t.network = ?", "t.entity = ?", "t.position > ?"]
     params: list[Any] = [network, entity, after]
     if types:
         where.append(f"type IN ({', '.join('?' for _ in types)})")
@@ -433,8 +453,9 @@ def trail(
             params.extend(personal)
         where.append(match)
     sql = (
-        "SELECT position, type, actor, occurred_at, recorded_at, command_id, command "
-        f"FROM {db.table(TRAIL)} WHERE {' AND '.join(where)} ORDER BY position LIMIT ?"
+        "SELECT t.position, t.type, t.actor, t.occurred_at, e.recorded_at, e.command_id, "
+        f"e.command FROM {db.table(TRAIL)} t JOIN {db.table(EVENTS)} e ON e.position = t.position "
+        f"WHERE {' AND '.join(where)} ORDER BY t.position LIMIT ?"
     )
     found: list[TrailEntry] = []
     while True:
@@ -529,6 +550,7 @@ def _require(db: SqlBackend, network: str, entity: str | None) -> None:
 
 
 __all__ = [
+    "EVENTS",
     "KINDS",
     "LIMIT",
     "PARTIES",
