@@ -21,7 +21,7 @@ from uuid import uuid4
 import pytest
 
 from partnerledger import Database, Ledger, Store, sql
-from partnerledger.commands import encode_command
+from partnerledger.commands import convert_command, encode_command
 from partnerledger.demo import generate
 from partnerledger.jsonl import import_lines
 from partnerledger.projection import BatchRows, Projector
@@ -245,3 +245,59 @@ def test_views_commit_without_waiting_for_the_disk_and_nothing_else_does(
         # Inside a caller's transaction the level is left alone.
         with db.transaction(), db.derived():
             assert level() == durable
+
+
+def test_a_referral_decides_again_only_its_two_members_standings(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A member's standing depends on their own activity and previous standing only, so a
+    # referral decides the sender's and the receiver's again, not the whole network's.
+    _history(store, members=10, months=6)
+    with Projector(store) as projector:
+        projector.catch_up()
+        network = "riverside"
+        db = projector.db
+        _, rows = db.execute(
+            "SELECT member FROM "
+            f"{db.table('partnerledger_standing_members')} WHERE network = ? ORDER BY member",
+            (network,),
+        )
+        members = [str(r[0]) for r in rows]
+        assert len(members) >= 10
+        last = max(event.command.occurred_at for _, event in store.read())
+        scored: list[str] = []
+        real = projector.rules.score
+
+        def score(activity: Any, enabled: Any) -> Any:
+            scored.append(activity.member)
+            return real(activity, enabled)
+
+        monkeypatch.setattr(projector.rules, "score", score)
+        Ledger(store).execute(
+            convert_command(
+                {
+                    "type": "referral.sent",
+                    "network": network,
+                    "referral": "only-two",
+                    "from_member": members[0],
+                    "to_member": members[1],
+                    "customer": "Someone",
+                    "actor": "coordinator@example.com",
+                    "occurred_at": last.isoformat(),
+                }
+            )
+        )
+        assert projector.catch_up() == 1
+        assert sorted(set(scored)) == sorted(members[:2])
+        kept = _views_of(projector)
+        projector.rebuild()
+        assert _views_of(projector) == kept  # the same as deciding everyone again
+
+
+def _views_of(projector: Projector) -> list[tuple[str, ...]]:
+    db = projector.db
+    _, rows = db.execute(
+        f"SELECT network, period, member, score, tier, streak FROM "
+        f"{db.table('partnerledger_standings')} ORDER BY network, period, member"
+    )
+    return [tuple(str(v) for v in row) for row in rows]

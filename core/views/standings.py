@@ -239,6 +239,9 @@ class Standings(Projection):
         self._counts: dict[tuple[str, str, str, str], list[int]] = {}
         #: network → the earliest business time changed in this batch (None: everything)
         self._dirty: dict[str, datetime | None] = {}
+        #: network → the members whose activity changed in this batch (None: every member,
+        #: as when the network's settings or the meetings held changed)
+        self._dirty_members: dict[str, set[str] | None] = {}
         # The batch's rows, read once and written once (see Projection.prepare/flush).
         #: network → [first, last] business time of its events
         self._span_rows: BatchRows[str, list[datetime]] = BatchRows(self._load_spans)
@@ -302,8 +305,23 @@ class Standings(Projection):
 
     # -- handling events --------------------------------------------------
 
-    def _touch(self, network: str, moment: datetime | None) -> None:
-        """Mark the network's periods from ``moment`` on (all with ``None``) for recomputing."""
+    def _touch(
+        self, network: str, moment: datetime | None, members: Iterable[str] | None = None
+    ) -> None:
+        """Mark the network's periods from ``moment`` on (all with ``None``) for recomputing,
+        for these members (every member with ``None``).
+
+        A member's standing depends on their own activity and previous standing only
+        (the rules see one member's activity), except for what every member shares:
+        the network's settings and the meetings held.
+        """
+        if network not in self._dirty_members:
+            self._dirty_members[network] = set()
+        wanted = self._dirty_members[network]
+        if members is None:
+            self._dirty_members[network] = None
+        elif wanted is not None:
+            wanted.update(members)
         if network in self._dirty and self._dirty[network] is None:
             return
         current = self._dirty.get(network, moment)
@@ -424,7 +442,7 @@ class Standings(Projection):
             self._record(position, command, networks)
             return
         self._span(network, when)
-        self._touch(network, when)
+        self._touch(network, when, self._affected(network, command))
         if isinstance(command, MemberInvited | MemberJoined):
             status = "invited" if isinstance(command, MemberInvited) else "active"
             key = (network, command.member)
@@ -486,6 +504,30 @@ class Standings(Projection):
             self._count(network, command.with_member, when, "one_to_ones")
         elif isinstance(command, IntroductionMade):
             self._count(network, command.introducer, when, "introductions")
+
+    def _affected(self, network: str, command: Any) -> set[str] | None:
+        """The members whose standing an event can change (``None``: every member)."""
+        if isinstance(
+            command,
+            MemberInvited | MemberJoined | MemberSuspended | MemberReinstated | MemberLeft,
+        ):
+            return {command.member}
+        if isinstance(command, ReferralSent):
+            return {command.from_member, command.to_member}
+        if isinstance(command, ReferralConverted | ReferralReversed):
+            sender = self._senders.get((network, command.referral))
+            return {sender} if sender is not None else set()
+        if isinstance(command, CreditReassigned):
+            return set()  # only later conversions count differently
+        if isinstance(command, TyfcbReported):
+            return {command.thanked_member}
+        if isinstance(command, VisitorBrought | TestimonialGiven | TrainingCompleted):
+            return {command.member}
+        if isinstance(command, OneToOneHeld):
+            return {command.member, command.with_member}
+        if isinstance(command, IntroductionMade):
+            return {command.introducer}
+        return None  # meetings held (every member's attendance rate), or anything else
 
     def _span(self, network: str, when: datetime) -> None:
         row = self._span_rows.get(network)
@@ -637,17 +679,19 @@ class Standings(Projection):
             [(n, p, m, ts(at)) for n, p, m, at in self._conversions],
         )
         dirty = self._dirty
+        members = self._dirty_members
         before = self._spans
         self.discard()
         for network, since in dirty.items():
             old = before.get(network)
             if since is not None and old is not None and old[1] < since:
                 since = old[1]  # the periods between the old end and ``since`` are new
-            self._recompute(networks, network, since)
+            self._recompute(networks, network, since, members.get(network), old)
 
     def discard(self) -> None:
         self._counts = {}
         self._dirty = {}
+        self._dirty_members = {}
         self._spans = {}
         self._span_rows.clear()
         self._members.clear()
@@ -655,7 +699,16 @@ class Standings(Projection):
         self._senders.clear()
         self._conversions = []
 
-    def _recompute(self, networks: Networks, slug: str, since: datetime | None) -> None:
+    def _recompute(
+        self,
+        networks: Networks,
+        slug: str,
+        since: datetime | None,
+        members: set[str] | None = None,
+        old: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        """Decide the network's open periods from ``since`` on again, for ``members``
+        (every member with ``None``, or when the batch gave the network new periods)."""
         network = networks.get(slug)
         if network is None:
             return
@@ -669,20 +722,34 @@ class Standings(Projection):
             periods = [p for p in periods if p.start >= first.start]
         if not periods:
             return
+        if members is not None and (
+            old is None or calendar.between(old[0], old[1]) != calendar.between(*found)
+        ):
+            members = None  # a new period: nobody has a row in it yet
+        if members is not None and not members:
+            return
+        only = sorted(members) if members is not None else None
         enabled = networks.enabled(slug)
         closed = closed_periods(self.db, slug)
         previous = {
-            s.member: s for s in read_period(self.db, slug, calendar.before(periods[0]).name)
+            s.member: s for s in read_period(self.db, slug, calendar.before(periods[0]).name, only)
         }
         table = self.t("partnerledger_standings")
         for period in periods:
             if period.name in closed:
-                previous = {s.member: s for s in read_period(self.db, slug, period.name)}
+                previous = {s.member: s for s in read_period(self.db, slug, period.name, only)}
                 continue
-            decided = compute(self.db, self.rules, network, enabled, period, previous)
-            self.db.execute(
-                f"DELETE FROM {table} WHERE network = ? AND period = ?", (slug, period.name)
-            )
+            decided = compute(self.db, self.rules, network, enabled, period, previous, only)
+            if only is None:
+                self.db.execute(
+                    f"DELETE FROM {table} WHERE network = ? AND period = ?", (slug, period.name)
+                )
+            else:
+                self.db.select_in(
+                    f"DELETE FROM {table} WHERE network = ? AND period = ? AND member {{in}}",
+                    (slug, period.name),
+                    only,
+                )
             self._write([_row(self.db, s, period) for s in decided])
             previous = {s.member: s for s in decided}
 
@@ -742,11 +809,17 @@ def closed_periods(db: SqlBackend, network: str) -> set[str]:
 # ------------------------------------------------------------------ reading
 
 
-def activities(db: SqlBackend, network: str, window: Window, currency: str) -> dict[str, Activity]:
+def activities(
+    db: SqlBackend,
+    network: str,
+    window: Window,
+    currency: str,
+    only: Sequence[str] | None = None,
+) -> dict[str, Activity]:
     """Every member's activity in a window whose ends are midnights UTC, from the view's tables.
 
     The members are those who appeared (invited or joined) before the
-    window's end, in order of appearance.
+    window's end, in order of appearance; with ``only``, those of them.
     """
     for end in (window.start, window.end):
         if end.astimezone(UTC).time() != datetime.min.time():
@@ -758,12 +831,16 @@ def activities(db: SqlBackend, network: str, window: Window, currency: str) -> d
         (network, end),
     )
     fields: dict[str, dict[str, Any]] = {str(m[0]): {} for m in members}
-    _, counts = db.execute(
-        f"""SELECT member, field, SUM(count), SUM(amount)
+    sums = f"""SELECT member, field, SUM(count), SUM(amount)
         FROM {db.table("partnerledger_standing_counts")}
-        WHERE network = ? AND day >= ? AND day < ? GROUP BY member, field""",
-        (network, _day(window.start), _day(window.end)),
-    )
+        WHERE network = ? AND day >= ? AND day < ?"""
+    days = (network, _day(window.start), _day(window.end))
+    if only is None:
+        _, counts = db.execute(f"{sums} GROUP BY member, field", days)
+    else:
+        wanted = set(only)
+        fields = {member: found for member, found in fields.items() if member in wanted}
+        counts = db.select_in(f"{sums} AND member {{in}} GROUP BY member, field", days, only)
     for member, field, count, amount in counts:
         found = fields.get(str(member))
         if found is None:
@@ -815,15 +892,18 @@ def compute(
     enabled: dict[str, Any],
     period: Period,
     previous: dict[str, Standing],
+    only: Sequence[str] | None = None,
 ) -> list[Standing]:
     """What the rules given decide for a period, from the view's activity (writes nothing).
 
-    ``previous`` holds the previous period's standings (their tiers and streaks).
+    ``previous`` holds the previous period's standings (their tiers and streaks);
+    ``only``: decide for these members only.
     """
     window = period_window(rules, enabled, period)
     ladder = _ladder(network, enabled)
     found = []
-    for member, activity in activities(db, network.network, window, network.currency).items():
+    members = activities(db, network.network, window, network.currency, only)
+    for member, activity in members.items():
         before = previous.get(member)
         held = before.tier_name if before else None
         below = before.streak if before else 0
@@ -911,9 +991,13 @@ def _standing(db: SqlBackend, row: Sequence[Any]) -> Standing:
 
 
 def read_period(
-    db: SqlBackend, network: str, period: str, member: str | None = None
+    db: SqlBackend,
+    network: str,
+    period: str,
+    member: str | Sequence[str] | None = None,
 ) -> list[Standing]:
-    """The stored standings of one period (in order of members' appearance)."""
+    """The stored standings of one period (in order of members' appearance): every
+    member's, one member's, or those of a list of members."""
     sql = (
         f"SELECT {_COLUMNS} FROM {db.table('partnerledger_standings')} s "
         f"LEFT JOIN {db.table('partnerledger_standing_members')} m "
@@ -921,11 +1005,18 @@ def read_period(
         "WHERE s.network = ? AND s.period = ?"
     )
     params: list[Any] = [network, period]
-    if member is not None:
-        sql += " AND s.member = ?"
-        params.append(member)
-    _, rows = db.execute(sql + " ORDER BY m.first_position, s.member", params)
-    return [_standing(db, row) for row in rows]
+    if member is None or isinstance(member, str):
+        if isinstance(member, str):
+            sql += " AND s.member = ?"
+            params.append(member)
+        _, rows = db.execute(sql + " ORDER BY m.first_position, s.member", params)
+        found = [_standing(db, row) for row in rows]
+    else:
+        rows = db.select_in(sql + " AND s.member {in}", params, member)
+        found = sorted(
+            (_standing(db, row) for row in rows), key=lambda s: s.member
+        )  # by member: the caller keys them by member
+    return found
 
 
 def history(db: SqlBackend, network: str, member: str) -> list[Standing]:
