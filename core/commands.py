@@ -844,6 +844,8 @@ def identity_form(command: Command) -> Command:
     data itself, in the clear or sealed: the same command has the same
     identity before and after sealing, and no digest of a name is stored.
     """
+    if not command.personal:
+        return command
     changes = {
         name: PERSONAL_PLACEHOLDER
         for name in command.personal
@@ -852,11 +854,15 @@ def identity_form(command: Command) -> Command:
     return msgspec.structs.replace(command, **changes) if changes else command
 
 
+#: Encodes as ``msgspec.json.encode(..., order="sorted")`` does, without making an encoder a call.
+_sorted_encoder = msgspec.json.Encoder(order="sorted")
+
+
 def derived_command_id(command: Command) -> str:
     """The command's identity: its explicit ``command_id``, or a digest of its content."""
     if command.command_id is not None:
         return command.command_id
-    canonical = msgspec.json.encode(identity_form(command), order="sorted")
+    canonical = _sorted_encoder.encode(identity_form(command))
     return "sha256:" + hashlib.sha256(canonical).hexdigest()[:32]
 
 

@@ -180,9 +180,8 @@ class UnitOfWork:
 
     def load(self, cls: type[A], aggregate_id: UUID) -> A | None:
         """The aggregate as of the last decided command, or ``None`` if it does not exist."""
-        if aggregate_id in self._aggregates:
-            found = self._aggregates[aggregate_id]
-        else:
+        found = self._aggregates.get(aggregate_id, _ABSENT)  # one lookup (UUID hashes in Python)
+        if found is _ABSENT:
             events = self._streams.pop(aggregate_id, None)
             if events is None:
                 events = () if self._empty else self._store.stream(aggregate_id)
@@ -196,7 +195,7 @@ class UnitOfWork:
                     found.apply(event)
             self._aggregates[aggregate_id] = found
         assert found is None or isinstance(found, cls)
-        return found
+        return found  # type: ignore[return-value]  # checked by the assert
 
     def network(self, slug: str) -> Network:
         """The network, or NotFound on ``network``."""
@@ -342,8 +341,11 @@ class UnitOfWork:
         # Checked here, for new commands only: a recorded event always reads back.
         if not in_range(command.occurred_at):
             raise InvalidCommand("occurred_at", OUT_OF_RANGE)
-        subject = subject_of(command)
-        if has_plaintext(command) and (command.network, subject) in self._erasing:
+        # Most commands have no personal field: then no subject and nothing in the clear.
+        personal = bool(type(command).personal)
+        subject = subject_of(command) if personal else None
+        plaintext = personal and has_plaintext(command)
+        if plaintext and (command.network, subject) in self._erasing:
             # Its key is destroyed when this unit of work commits: the data would go with it.
             raise InvalidCommand(
                 "subject",
@@ -370,12 +372,13 @@ class UnitOfWork:
             else:
                 assert value is None or isinstance(value, str)
                 self._own_subjects[(network, key)].append((kind, value))
+        erasure = isinstance(command, SubjectErased)
         if self._spool is not None:
             flags = 0
-            if has_plaintext(command) and subject is not None:
+            if plaintext and subject is not None:
                 flags = SEAL
                 self._to_seal[command.network].add(subject)
-            if isinstance(command, SubjectErased):
+            if erasure:
                 flags |= ERASURE
             self._spooled[target_id] = self._spool.add(
                 event, flags, self._spooled.get(target_id, -1)
@@ -384,7 +387,8 @@ class UnitOfWork:
                 self._forget_oldest()
         else:
             self.pending.append(event)
-        if isinstance(command, SubjectErased):
+        if erasure:
+            assert isinstance(command, SubjectErased)
             self._erasing.add((command.network, command.subject))
         return event
 
@@ -603,6 +607,8 @@ class UnitOfWork:
         self._empty = False
 
 
+#: What :meth:`UnitOfWork.load` finds for an aggregate not in memory (``None`` is "no such").
+_ABSENT: Any = object()
 #: Aggregates a spooling unit of work keeps in memory at most (some 2 kB each).
 KEEP = 50_000
 #: Fields whose values never name another aggregate.

@@ -45,7 +45,7 @@ class Spool:
         that :meth:`stream` can read an aggregate's events back.
         """
         state = encode_event(event)
-        topic = event.type.encode()
+        topic = event.command.type.encode()
         offset = self._end
         record = (
             _HEAD.pack(
@@ -91,14 +91,18 @@ class Spool:
         self._reading = True
         read = self._file.read
         batch: list[tuple[StoredEvent, int]] = []
+        ids: dict[bytes, UUID] = {}  # one UUID per aggregate and batch, not per event
         for _ in range(self.count):
             raw_id, version, _, topic_length, flags, state_length = _HEAD.unpack(read(_HEAD.size))
             topic = read(topic_length).decode()
             state = read(state_length)
+            originator_id = ids.get(raw_id)
+            if originator_id is None:
+                originator_id = ids[raw_id] = UUID(bytes=raw_id)
             batch.append(
                 (
                     StoredEvent(
-                        originator_id=UUID(bytes=raw_id),
+                        originator_id=originator_id,
                         originator_version=version,
                         topic=topic,
                         state=state,
@@ -109,6 +113,7 @@ class Spool:
             if len(batch) >= size:
                 yield batch
                 batch = []
+                ids = {}
         if batch:
             yield batch
 
