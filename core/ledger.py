@@ -323,7 +323,8 @@ class UnitOfWork:
             except msgspec.ValidationError as error:
                 raise from_validation_error(error) from None
         # The data subject first: the identity covers it, never the personal data.
-        command = self.vault.prepare(command)
+        if type(command).personal:  # prepare returns the others unchanged
+            command = self.vault.prepare(command)
         route = ROUTES.get(type(command))
         if route is None:
             raise InvalidCommand("type", f"no rule handles {command.type!r}")

@@ -531,9 +531,15 @@ class Rules:
     def validate(self, command: Command, lookup: Lookup, enabled: Enabled) -> list[Decision]:
         """Every veto of a command by the enabled validation plugins."""
         hook = "partnerledger_validate"
-        vetoes = []
-        for name, impl, settings in self._calls(hook, enabled):
-            veto = self._call(name, impl, settings, hook, command=command, lookup=lookup)
+        vetoes: list[Decision] = []
+        if not enabled:
+            return vetoes
+        # As _calls does, without a generator: called for every command a network decides.
+        for impl in reversed(self.pm.hook.partnerledger_validate.get_hookimpls()):
+            name = impl.plugin_name
+            if name not in enabled:
+                continue
+            veto = self._call(name, impl, enabled[name], hook, command=command, lookup=lookup)
             if veto is not None:
                 _expect(name, hook, veto, Veto)
                 vetoes.append(self._decision(name, veto))

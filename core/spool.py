@@ -29,6 +29,10 @@ ERASURE = 2
 _HEAD = struct.Struct("<16sqqHBI")
 
 
+#: Event type → its topic as stored (a few dozen types).
+_TOPICS: dict[str, bytes] = {}
+
+
 class Spool:
     """An append-only file of stored events with their flags; read back in batches."""
 
@@ -45,7 +49,10 @@ class Spool:
         that :meth:`stream` can read an aggregate's events back.
         """
         state = encode_event(event)
-        topic = event.command.type.encode()
+        kind = event.command.type
+        topic = _TOPICS.get(kind)
+        if topic is None:
+            topic = _TOPICS[kind] = kind.encode()
         offset = self._end
         record = (
             _HEAD.pack(
