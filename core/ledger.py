@@ -195,7 +195,7 @@ class UnitOfWork:
                     found.apply(event)
             self._aggregates[aggregate_id] = found
         assert found is None or isinstance(found, cls)
-        return found  # type: ignore[return-value]  # checked by the assert
+        return found
 
     def network(self, slug: str) -> Network:
         """The network, or NotFound on ``network``."""
