@@ -105,10 +105,15 @@ def associated_data(network: str, subject: str, field: str) -> bytes:
     return b"\x00".join((AAD_PREFIX, network.encode(), subject.encode(), field.encode()))
 
 
-def seal_with(key: bytes, network: str, subject: str, field: str, plaintext: str) -> Sealed:
-    """Seal ``plaintext`` under ``key``: a fresh random nonce, then AES-256-GCM."""
+def seal_with(
+    key: bytes, network: str, subject: str, field: str, plaintext: str, cipher: AESGCM | None = None
+) -> Sealed:
+    """Seal ``plaintext`` under ``key``: a fresh random nonce, then AES-256-GCM.
+
+    ``cipher``: ``AESGCM(key)`` made already (for many fields under one key).
+    """
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(
+    sealed = (cipher if cipher is not None else AESGCM(key)).encrypt(
         nonce, plaintext.encode("utf-8"), associated_data(network, subject, field)
     )
     return Sealed(subject=subject, box=base64.b64encode(nonce + sealed).decode("ascii"))
@@ -473,14 +478,18 @@ class Vault:
             keys = self.create_keys(wanted)
         todo = [i for i, event in enumerate(events) if has_plaintext(event.command)]
         sealed = list(events)
+        ciphers: dict[bytes, AESGCM] = {}  # one per key, not per field
         for i in todo:
             event = events[i]
             command = event.command
             subject = subject_of(command)
             assert subject is not None
             key = keys[command.network][subject]
+            cipher = ciphers.get(key)
+            if cipher is None:
+                cipher = ciphers[key] = AESGCM(key)
             changes = {
-                name: seal_with(key, command.network, subject, name, value)
+                name: seal_with(key, command.network, subject, name, value, cipher)
                 for name in personal_fields(command)
                 if isinstance(value := getattr(command, name), str)
             }
