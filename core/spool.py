@@ -3,7 +3,8 @@
 An import decides every line before it writes anything (all or nothing).
 Instead of holding every decided event, the unit of work appends each one,
 already in its stored form (``EventMapper``: topic and msgspec JSON), to an
-anonymous temporary file; writing reads them back a batch at a time. Only
+anonymous temporary file (gathered and written :data:`BUFFER` bytes at a
+time); writing reads them back a batch at a time. Only
 events whose personal fields are still in the clear (they are sealed when
 written, docs/privacy.md) and erasures are decoded again.
 """
@@ -29,6 +30,8 @@ ERASURE = 2
 _HEAD = struct.Struct("<16sqqHBI")
 
 
+#: Bytes of records :meth:`Spool.add` gathers before it writes them.
+BUFFER = 1 << 18
 #: Event type → its topic as stored (a few dozen types).
 _TOPICS: dict[str, bytes] = {}
 
@@ -41,6 +44,9 @@ class Spool:
         self.count = 0
         self._end = 0
         self._reading = False
+        #: Parts of records added and not written yet (written BUFFER bytes at a time).
+        self._parts: list[bytes] = []
+        self._buffered = 0
 
     def add(self, event: Event, flags: int = 0, previous: int = -1) -> int:
         """Append one event (encoded here); returns where it starts.
@@ -54,28 +60,37 @@ class Spool:
         if topic is None:
             topic = _TOPICS[kind] = kind.encode()
         offset = self._end
-        record = (
-            _HEAD.pack(
-                event.originator_id.bytes,
-                event.originator_version,
-                previous,
-                len(topic),
-                flags,
-                len(state),
-            )
-            + topic
-            + state
+        head = _HEAD.pack(
+            event.originator_id.bytes,
+            event.originator_version,
+            previous,
+            len(topic),
+            flags,
+            len(state),
         )
-        if self._reading:
-            self._file.seek(offset)
-            self._reading = False
-        self._file.write(record)
-        self._end += len(record)
+        self._parts += (head, topic, state)
+        length = len(head) + len(topic) + len(state)
+        self._end += length
+        self._buffered += length
+        if self._buffered >= BUFFER:
+            self._write()
         self.count += 1
         return offset
 
+    def _write(self) -> None:
+        """Write the records added since the last write, at the end of the file."""
+        if not self._parts:
+            return
+        if self._reading:
+            self._file.seek(self._end - self._buffered)
+            self._reading = False
+        self._file.write(b"".join(self._parts))
+        self._parts = []
+        self._buffered = 0
+
     def stream(self, last: int) -> list[Event]:
         """The events of one aggregate, oldest first, given where its last one starts."""
+        self._write()
         self._file.flush()
         self._reading = True
         found: list[Event] = []
@@ -93,6 +108,7 @@ class Spool:
 
     def batches(self, size: int) -> Iterator[list[tuple[StoredEvent, int]]]:
         """The events in the order added, ``size`` at a time, with their flags."""
+        self._write()
         self._file.flush()
         self._file.seek(0)
         self._reading = True

@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import pytest
 
 from partnerledger import Ledger, Store
+from partnerledger import spool as spool_module
 from partnerledger.commands import (
     PERSONAL_PLACEHOLDER,
     Command,
@@ -123,3 +125,37 @@ def test_commands_without_personal_fields_are_decided_as_prepared(store: Store) 
             assert event.command is command
         else:
             assert event.command == ledger.prepare(command)
+
+
+@pytest.mark.parametrize("buffer", [1, 700, spool_module.BUFFER])
+def test_spool_reads_back_what_it_gathered_between_adds(
+    buffer: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records gathered and not written yet are read back by stream() and batches()."""
+    monkeypatch.setattr(spool_module, "BUFFER", buffer)
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    spool = Spool()
+    last: dict[Any, int] = {}
+    added: list[Event] = []
+    try:
+        for i, command in enumerate(commands()[:40]):
+            aggregate = aggregate_id("member", "n", f"m{i % 4}")
+            event = Event(
+                originator_id=aggregate,
+                originator_version=i // 4 + 1,
+                recorded_at=when,
+                command_id=f"c{i}",
+                command=command,  # type: ignore[arg-type]
+            )
+            last[aggregate] = spool.add(event, i % 3, last.get(aggregate, -1))
+            added.append(event)
+            if i % 7 == 0:  # read between adds: the next add goes on at the end
+                assert spool.stream(last[aggregate]) == [
+                    e for e in added if e.originator_id == aggregate
+                ]
+        for aggregate, offset in last.items():
+            assert spool.stream(offset) == [e for e in added if e.originator_id == aggregate]
+        read = [(row.state, flags) for batch in spool.batches(6) for row, flags in batch]
+    finally:
+        spool.close()
+    assert read == [(encode_event(e), i % 3) for i, e in enumerate(added)]
