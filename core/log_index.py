@@ -32,9 +32,14 @@ TOPICS = ("agreement.proposed", "referral.sent", "subject.erased")
 Entry = tuple[str, str, str, UUID | str | None]
 
 
+_INDEXED = (AgreementProposed, ReferralSent, SubjectErased)
+
+
 def entries(event: Event) -> list[Entry]:
     """What an event adds to the index: a party of an agreement, a referral or an erasure."""
     command = event.command
+    if not isinstance(command, _INDEXED):  # most events: one check, not three
+        return []
     if isinstance(command, AgreementProposed):
         return [("party", command.network, p, event.originator_id) for p in command.parties]
     if isinstance(command, ReferralSent) and command.subject is not None:

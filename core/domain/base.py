@@ -51,7 +51,9 @@ class Aggregate:
             self.network = command.network
             self.created_at = command.occurred_at
         self.version = event.originator_version
-        self.command_ids[event.command_id] = content_digest(command)
+        self.command_ids[event.command_id] = (
+            None if command.command_id is None else content_digest(command)  # as it returns
+        )
         self.updated_at = command.occurred_at
         self.when(command)
 
