@@ -441,6 +441,13 @@ class Projector:
             self._networks = None  # changed in place below: kept again once the batch commits
             try:
                 with self.db.transaction():
+                    if isinstance(self.db, PostgresBackend):
+                        # Shared with other batches, exclusive with a process creating
+                        # or dropping the views' tables (_create, rebuild): their CREATE
+                        # INDEX IF NOT EXISTS locks each table even when it exists, in
+                        # another order than a batch writes them (a deadlock, 1 in 6
+                        # runs of two closes at once).
+                        self.db.execute("SELECT pg_advisory_xact_lock_shared(?)", (_LOCK,))
                     # Tracking rows are taken in name order in every process (whatever
                     # order its projections were registered in), so that two processes
                     # racing for a batch wait for each other instead of deadlocking.
