@@ -15,7 +15,7 @@ import json
 import select
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -115,7 +115,23 @@ class SqlBackend(ABC):
         last commits, whole, which the views redo from the log (their tracking
         positions are in the same transactions).
         """
-        yield
+        if self._in_transaction():  # a caller's transaction keeps its own durability
+            yield
+            return
+        restore = self._skip_flush()
+        try:
+            yield
+        finally:
+            if not self._in_transaction():
+                restore()
+
+    def _in_transaction(self) -> bool:
+        """Whether a transaction is open on the connection."""
+        return False
+
+    def _skip_flush(self) -> Callable[[], None]:
+        """Make the next commits skip waiting for the disk; returns what undoes it."""
+        return lambda: None
 
     def ts(self, moment: datetime) -> Any:
         """A timestamp as stored."""
@@ -197,23 +213,22 @@ class SQLiteBackend(SqlBackend):
             raise
         self.execute("COMMIT")
 
-    @contextmanager
-    def derived(self) -> Iterator[None]:
+    def _in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def _skip_flush(self) -> Callable[[], None]:
         conn = self.conn
-        if conn.in_transaction:  # the safety level cannot change inside a transaction
-            yield
-            return
         try:
             (level,) = conn.execute("PRAGMA synchronous").fetchone()
             conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as error:
             raise self.unavailable(error) from error
-        try:
-            yield
-        finally:
-            if not conn.in_transaction:
-                with suppress(sqlite3.Error):  # never hides what went wrong inside
-                    conn.execute(f"PRAGMA synchronous={int(level)}")
+
+        def restore() -> None:
+            with suppress(sqlite3.Error):  # never hides what went wrong inside
+                conn.execute(f"PRAGMA synchronous={int(level)}")
+
+        return restore
 
     def ts(self, moment: datetime) -> Any:
         # Fixed-width UTC text sorts like time.
@@ -274,23 +289,22 @@ class PostgresBackend(SqlBackend):
         self._staged = set()  # temporary tables die with their connection
         return conn
 
-    @contextmanager
-    def derived(self) -> Iterator[None]:
-        # The commits of the views return before their WAL reaches the disk: a server
-        # crash can lose only their last transactions, whole, which the views redo.
-        if self._depth:  # inside a caller's transaction: its own durability
-            yield
-            return
+    def _in_transaction(self) -> bool:
+        return self._depth > 0
+
+    def _skip_flush(self) -> Callable[[], None]:
+        # The commits return before their WAL reaches the disk: a server crash can
+        # lose only the last transactions, whole, which the views redo from the log.
         try:
             self._live().execute("SET synchronous_commit = off")
         except psycopg.Error as error:
             raise self.unavailable(error) from error
-        try:
-            yield
-        finally:
-            if not self._depth:
-                with suppress(psycopg.Error):  # never hides what went wrong inside
-                    self.conn.execute("RESET synchronous_commit")
+
+        def restore() -> None:
+            with suppress(psycopg.Error):  # never hides what went wrong inside
+                self.conn.execute("RESET synchronous_commit")
+
+        return restore
 
     def ensure(self) -> int:
         """Reconnect if the server closed the connection; returns the connection's generation."""

@@ -486,20 +486,27 @@ def test_reimporting_the_same_file_and_the_export_records_nothing(
         assert copied.vault.reveal_commands([stored_sent(copy, "r-1")])[0].customer == ERASED
 
 
-def test_an_import_seals_with_one_batch_of_keys(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    network(ledger)
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The options of every connection opened from now on (``partnerledger.sql.connect``)."""
     import partnerledger.sql
 
-    opened: list[Any] = []
+    found: list[dict[str, Any]] = []
     real = partnerledger.sql.connect
 
     def counting(database: Database, **options: Any) -> Any:
-        opened.append(database)
+        found.append(options)
         return real(database, **options)
 
     monkeypatch.setattr(partnerledger.sql, "connect", counting)
+    return found
+
+
+def test_an_import_seals_with_one_batch_of_keys(
+    ledger: Ledger, opened: list[dict[str, Any]]
+) -> None:
+    network(ledger)
+    opened.clear()
     lines = [
         msgspec.json.encode(
             c("referral.sent", 10 + n, referral=f"r-{n}", from_member="lee-law",
@@ -515,20 +522,11 @@ def test_an_import_seals_with_one_batch_of_keys(
 
 
 def test_the_vault_keeps_one_connection_for_every_command_and_thread(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, opened: list[dict[str, Any]]
 ) -> None:
     network(ledger)
-    import partnerledger.sql
-
-    opened: list[Any] = []
-    real = partnerledger.sql.connect
-
-    def counting(database: Database, **options: Any) -> Any:
-        opened.append(options)
-        return real(database, **options)
-
-    monkeypatch.setattr(partnerledger.sql, "connect", counting)
     ledger.vault.close()
+    opened.clear()
 
     def send(n: int) -> None:
         ledger.execute(
