@@ -212,6 +212,14 @@ def unavailable(database: Database, error: BaseException) -> StoreUnavailable:
 _unavailable = unavailable
 
 
+def _same_record() -> VersionConflict:
+    """Another writer appended to one of the same aggregates first; nothing was written."""
+    return VersionConflict(
+        "command",
+        "another command changed the same record at the same time; nothing was written, try again",
+    )
+
+
 def _open(database: Database, env: dict[str, str]) -> _LedgerApplication:
     # Several processes opening a PostgreSQL store at once can collide on the
     # library's CREATE OR REPLACE of its functions ("tuple concurrently
@@ -331,11 +339,7 @@ class Store:
         try:
             ids = self._app.recorder.insert_events(list(rows))
         except IntegrityError as error:
-            raise VersionConflict(
-                "command",
-                "another command changed the same record at the same time; "
-                "nothing was written, try again",
-            ) from error
+            raise _same_record() from error
         except (OperationalError, PersistenceError) as error:
             raise _unavailable(self.database, error) from error
         return list(ids or [])
@@ -378,11 +382,7 @@ class Store:
                 "while this was decided; nothing was written",
             ) from error
         except IntegrityError as error:
-            raise VersionConflict(
-                "command",
-                "another command changed the same record at the same time; "
-                "nothing was written, try again",
-            ) from error
+            raise _same_record() from error
         except (OperationalError, PersistenceError) as error:
             raise _unavailable(self.database, error) from error
         return [r.notification.id for r in recordings]
