@@ -19,7 +19,8 @@ records each member's statement (``statement.closed``: opening balance, the
 entries, among them the tier bonuses of the close, and the closing balance);
 from then on the view shows the recorded lines, so a closed statement never
 changes, whatever the rules or the code do later. A statement's opening
-balance is the sum of the member's entries in earlier periods; its closing
+balance is the sum of the member's entries in earlier periods (read from
+each period's total, kept beside the entries); its closing
 balance the opening plus its entries: the ledger balances by construction,
 and a test checks it over generated histories.
 
@@ -210,9 +211,10 @@ class IncentiveLedger(Projection):
     """Ledger entries per member and statement period."""
 
     name = "ledger"
-    version = 1
+    version = 2
     tables = (
         "partnerledger_ledger_entries",
+        "partnerledger_ledger_totals",
         "partnerledger_ledger_closed",
         "partnerledger_ledger_agreements",
         "partnerledger_ledger_pairs",
@@ -245,6 +247,9 @@ class IncentiveLedger(Projection):
         #: network → its closed periods
         self._closed: dict[str, set[str]] = {}
         self._entries: list[tuple[Any, ...]] = []
+        #: (network, member, period) → (its start, the amount of the entries a recorded
+        #: statement replaced in this batch): taken off the period's total
+        self._removed: dict[tuple[str, str, str], tuple[Any, Decimal]] = {}
         self._problems: dict[tuple[str, int, str], str] = {}
 
     def create(self) -> None:
@@ -259,6 +264,12 @@ class IncentiveLedger(Projection):
                 recorded INTEGER NOT NULL, PRIMARY KEY (network, position, seq))""",
             f"""CREATE INDEX IF NOT EXISTS partnerledger_ledger_entries_member
                 ON {self.t("partnerledger_ledger_entries")} (network, member, period_start)""",
+            # Each member's total per period: a statement's opening balance sums the
+            # member's earlier periods, not every earlier entry.
+            f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_ledger_totals")} (
+                network TEXT NOT NULL, member TEXT NOT NULL, period TEXT NOT NULL,
+                period_start {ts} NOT NULL, total TEXT NOT NULL,
+                PRIMARY KEY (network, member, period))""",
             f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_ledger_closed")} (
                 network TEXT NOT NULL, period TEXT NOT NULL, PRIMARY KEY (network, period))""",
             f"""CREATE TABLE IF NOT EXISTS {self.t("partnerledger_ledger_agreements")} (
@@ -510,12 +521,16 @@ class IncentiveLedger(Projection):
     def _statement(self, position: int, command: StatementClosed, network: Network) -> None:
         period = Calendar.of(network).parse(command.period, recorded=True)
         table = self.t("partnerledger_ledger_entries")
-        self.db.execute(
-            f"DELETE FROM {table} WHERE network = ? AND member = ? AND period = ?",
+        _, gone = self.db.execute(
+            f"DELETE FROM {table} WHERE network = ? AND member = ? AND period = ? RETURNING amount",
             (command.network, command.member, command.period),
         )
         replaced = (command.network, command.member, command.period)
+        # The stored entries leave the total; this batch's own never reached it.
+        removed = sum((Decimal(str(row[0])) for row in gone), Decimal(0))
         self._entries = [row for row in self._entries if row[:3] != replaced]
+        before = self._removed.get(replaced, (None, Decimal(0)))[1]
+        self._removed[replaced] = (self.db.ts(period.start), before + removed)
         self._entries.extend(
             (
                 command.network,
@@ -562,6 +577,7 @@ class IncentiveLedger(Projection):
              "note", "recorded"),
             self._entries,
         )  # fmt: skip
+        self._write_totals()
         db.insert(
             self.t("partnerledger_ledger_problems"),
             ("network", "position", "plugin", "reason"),
@@ -570,12 +586,44 @@ class IncentiveLedger(Projection):
         )
         self.discard()
 
+    def _write_totals(self) -> None:
+        """Add the batch's entries (less what statements replaced) to each period's total."""
+        changes: dict[tuple[str, str, str], list[Any]] = {}
+        for row in self._entries:
+            change = changes.setdefault(row[:3], [row[3], Decimal(0)])
+            change[1] += Decimal(row[12])
+        for key, (start, removed) in self._removed.items():
+            change = changes.setdefault(key, [start, Decimal(0)])
+            change[1] -= removed
+        if not changes:
+            return
+        db = self.db
+        table = self.t("partnerledger_ledger_totals")
+        stored: dict[tuple[str, str, str], Decimal] = {}
+        for network, members in by_network(list(changes)).items():
+            rows = db.select_in(
+                f"SELECT member, period, total FROM {table} WHERE network = ? AND member {{in}}",
+                (network,),
+                members,
+            )
+            stored.update({(network, str(m), str(p)): Decimal(str(t)) for m, p, t in rows})
+        db.insert(
+            table,
+            ("network", "member", "period", "period_start", "total"),
+            [
+                (*key, start, str(stored.get(key, Decimal(0)) + change))
+                for key, (start, change) in changes.items()
+            ],
+            "ON CONFLICT (network, member, period) DO UPDATE SET total = excluded.total",
+        )
+
     def discard(self) -> None:
         self._streams = {}
         self._agreements.clear()
         self._pairs.clear()
         self._closed = {}
         self._entries = []
+        self._removed = {}
         self._problems = {}
 
 
@@ -632,11 +680,11 @@ def period_entries(db: SqlBackend, network: str, period: str) -> list[Entry]:
 def statement(db: SqlBackend, network: Network, member: str, period: Period) -> Statement:
     """A member's statement for a period: opening balance, entries, closing balance."""
     _, before = db.execute(
-        f"SELECT amount FROM {db.table('partnerledger_ledger_entries')} "
+        f"SELECT total FROM {db.table('partnerledger_ledger_totals')} "
         "WHERE network = ? AND member = ? AND period_start < ?",
         (network.network, member, db.ts(period.start)),
     )
-    opening = sum((Decimal(str(row[0])) for row in before), Decimal(0))
+    opening = sum((Decimal(str(row[0])) for row in before), Decimal(0))  # one row a period
     lines = list(
         _entries(
             db,
