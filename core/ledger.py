@@ -54,7 +54,14 @@ from .domain import (
     network_id,
     referral_id,
 )
-from .errors import DomainError, InvalidCommand, NotFound, VersionConflict, from_validation_error
+from .errors import (
+    ConcurrencyConflict,
+    DomainError,
+    InvalidCommand,
+    NotFound,
+    VersionConflict,
+    from_validation_error,
+)
 from .events import Event, decode_event, encode_event
 from .log_index import LogIndex, entries
 from .pluginmanager import Rules, load_rules
@@ -474,8 +481,10 @@ class UnitOfWork:
         """Append the pending events (all in one transaction, or in batches); returns the count.
 
         With batches, each batch is a transaction of whole commands.
-        Personal fields are sealed first, the subjects' keys written before
-        any event (docs/privacy.md); the key of a subject whose erasure was
+        Personal fields are sealed first; the subjects' new keys are written
+        in the first batch's transaction, before its events (docs/privacy.md),
+        and sealed again when another writer stored one of them first (at
+        most :data:`KEY_ATTEMPTS` times); the key of a subject whose erasure was
         recorded is destroyed after its event is stored. ``on_write(n)`` is
         called after each batch with its size. ``unchanged_after``: see
         :meth:`Store.append` (for one transaction).
@@ -496,9 +505,13 @@ class UnitOfWork:
                 if new_keys is not None:
                     options["new_keys"] = new_keys
                 self._store.append(batch, **options)
-            except KeysTaken:
+            except KeysTaken as error:
                 if written or self._resealed >= KEY_ATTEMPTS:
-                    raise
+                    raise ConcurrencyConflict(
+                        "subject",
+                        "another process stored the key of one of the data subjects at the "
+                        "same time; nothing was written, try again",
+                    ) from error
                 # Nothing was written: seal again with the keys another writer stored.
                 self._resealed += 1
                 self.pending = [*self._unsealed]

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -621,6 +622,40 @@ def test_a_key_stored_meanwhile_by_another_writer_is_the_one_used(
     work = ledger.unit_of_work()
     assert work.reveal(NET, sent.customer) == "Raced Customer"
     assert len([e for _, e in ledger.store.read(topics=["referral.sent"])]) == 1
+
+
+def test_keys_taken_again_and_again_end_in_a_conflict_naming_the_subject(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network(ledger)
+    vault = ledger.vault
+    before = len(list(ledger.store.read()))
+
+    def always_raced(wanted: Any) -> Any:
+        # Another process stores its own key for the subject first, every time.
+        ((network_, subjects),) = wanted.items()
+        subject = next(iter(subjects))
+        mine = os.urandom(32)
+        with vault.connection() as db:
+            table, now = db.table(KEYS), db.ts(datetime.now(UTC))
+            db.execute(
+                f"DELETE FROM {table} WHERE network = ? AND subject = ?", (network_, subject)
+            )
+            db.execute(
+                f"INSERT INTO {table} (network, subject, key, created_at) VALUES (?, ?, ?, ?)",
+                (network_, subject, base64.b64encode(os.urandom(32)).decode(), now),
+            )
+        new_keys = (table, [(network_, subject, base64.b64encode(mine).decode(), now)])
+        return {network_: {subject: mine}}, new_keys
+
+    monkeypatch.setattr(vault, "keys_for", always_raced)
+    with pytest.raises(ConcurrencyConflict) as refused:
+        ledger.execute(
+            c("referral.sent", 10, referral="never", from_member="lee-law",
+              to_member="park-cpa", customer="Always Raced")
+        )  # fmt: skip
+    assert refused.value.field == "subject" and "try again" in refused.value.reason
+    assert len(list(ledger.store.read())) == before  # nothing written
 
 
 # ------------------------------------------------------------ attribution
