@@ -419,13 +419,12 @@ class Projector:
         ``progress(done, last_position)`` is called after each batch.
         """
         handled = 0
-        with self.db.derived():
-            while True:
-                try:
-                    return self._catch_up(progress, handled)
-                except _Moved as moved:
-                    # another process took a batch: read the positions again
-                    handled = moved.handled
+        while True:
+            try:
+                return self._catch_up(progress, handled)
+            except _Moved as moved:
+                # another process took a batch: read the positions again
+                handled = moved.handled
 
     def _catch_up(self, progress: Callable[[int, int], None] | None, handled: int) -> int:
         """Catch up from the stored positions; ``handled`` events were handled before."""
@@ -433,7 +432,19 @@ class Projector:
         start = min(positions.values(), default=0)
         last = self.store.last_position()
         if start >= last:
-            return handled
+            return handled  # (a page's read: nothing to write, no setting changed)
+        with self.db.derived():
+            return self._batches(start, positions, progress, handled, last)
+
+    def _batches(
+        self,
+        start: int,
+        positions: dict[str, int],
+        progress: Callable[[int, int], None] | None,
+        handled: int,
+        last: int,
+    ) -> int:
+        """Handle the log after ``start`` batch by batch; returns the events handled in all."""
         networks = self._networks_at(start)
         for batch in chunks(self.store.read(after=start, page=self.batch), self.batch):
             end = batch[-1][0]
