@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 
 from partnerledger.commands import convert_command
+from partnerledger.sql import connect
+from partnerledger.store import Database
+from partnerledger.views.trail import entities
 from webkit import START, World, browser, build_world, record
 
 TRAIL = "/n/riverside/trail"
@@ -161,3 +164,26 @@ def test_other_pages_link_to_the_trail(world: World, tmp_path: Path) -> None:
         assert 'href="/n/riverside/trail?entity=agreement:a-1"' in agreement
         assert 'href="/n/riverside/trail" aria-current="page"' in web.get(TRAIL).text
         assert web.get("/n/riverside/trail?entity=referral:r-1").status_code == 200
+
+
+def test_the_picker_offers_the_entities_with_the_latest_events(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A network's every referral would make the page grow with the history: the picker
+    # and the list offer the entities with the latest events, and say how many there are.
+    from partnerledger.web import trail as trail_page
+
+    monkeypatch.setattr(trail_page, "PICKER", 2)
+    with browser(world, tmp_path, world.coordinator) as web:
+        html = web.get(f"{TRAIL}?entity=network:riverside").text
+        db = connect(Database.parse(world.database_url))
+        try:
+            every = entities(db, "riverside")
+        finally:
+            db.close()
+    picker = html.split('<datalist id="entity-list">')[1].split("</datalist>")[0]
+    offered = re.findall(r'<option value="([^"]+)">', picker)
+    assert len(offered) == 2 < len(every)
+    latest = sorted(every, key=lambda e: (-e.last_position, e.entity))[:2]  # ties by id
+    assert sorted(offered) == sorted(e.entity for e in latest)
+    assert f"the 2 with the latest events of {len(every)}" in html

@@ -32,7 +32,14 @@ from partnerledger.commands import COMMAND_TYPES
 from partnerledger.errors import InvalidCommand, StoreUnavailable
 from partnerledger.sql import SqlBackend
 from partnerledger.views.asof import Cut
-from partnerledger.views.trail import PARTIES, entities, entity_id, parse_entity, trail
+from partnerledger.views.trail import (
+    PARTIES,
+    entities,
+    entity_count,
+    entity_id,
+    parse_entity,
+    trail,
+)
 
 from .asof import context as asof_context
 from .asof import page_cut, page_views
@@ -42,6 +49,8 @@ from .security import current_user, network_guard, services_of
 
 NAV.append(NavItem("Trail", "/trail", order=70))
 
+#: Entities the picker offers at most (those with the latest events).
+PICKER = 200
 #: Events shown per page.
 PAGE = 200
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -178,13 +187,18 @@ def _trail_page(
     more = len(rows) > PAGE
     rows = rows[:PAGE]
     try:
-        known = entities(db, network)
+        if allowed is None:
+            # The picker offers the entities with the latest events (ties by id), not
+            # a network's every referral (thousands): any other is typed as kind:id.
+            known = entities(db, network, latest=PICKER)
+            total = entity_count(db, network)
+        else:
+            known = [e for e in entities(db, network) if e.entity in allowed]
+            total = len(known)
     except StoreUnavailable:
         raise
     except DomainError:
-        known = []
-    if allowed is not None:
-        known = [e for e in known if e.entity in allowed]
+        known, total = [], 0
     query = {
         "entity": chosen, "type": type or "", "actor": actor or "", "since": since or "",
         "until": until or "", "search": search or "",
@@ -204,6 +218,7 @@ def _trail_page(
         errors=errors,
         rows=rows,
         entities=known,
+        entity_total=total,
         types=[("", "Any type"), *((t, t) for t in sorted(COMMAND_TYPES))],
         next_link=next_link,
         paged=bool(after),

@@ -496,10 +496,13 @@ def _mentions(command: dict[str, Any], search: str) -> bool:
     return msgspec.json.encode(search).decode()[1:-1].lower() in text.lower()
 
 
-def entities(db: SqlBackend, network: str, *, kind: str | None = None) -> list[EntitySummary]:
+def entities(
+    db: SqlBackend, network: str, *, kind: str | None = None, latest: int | None = None
+) -> list[EntitySummary]:
     """A network's entities (of one ``kind``, or all) with their event counts.
 
-    Sorted by kind (network, member, referral...) then id. NotFound on
+    Sorted by kind (network, member, referral...) then id; with ``latest``,
+    only that many, those with the most recent events. NotFound on
     ``network`` for a network the view does not know; InvalidCommand on
     ``kind`` for an unknown kind.
     """
@@ -513,8 +516,9 @@ def entities(db: SqlBackend, network: str, *, kind: str | None = None) -> list[E
     _, rows = db.execute(
         "SELECT entity, kind, COUNT(*), MIN(position), MAX(position), "
         f"MIN(occurred_at), MAX(occurred_at) FROM {db.table(TRAIL)} WHERE {where} "
-        "GROUP BY entity, kind",
-        params,
+        "GROUP BY entity, kind"
+        + (" ORDER BY MAX(position) DESC, entity LIMIT ?" if latest is not None else ""),
+        [*params, latest] if latest is not None else params,
     )
     if not rows:
         _require(db, network, None)
@@ -531,6 +535,14 @@ def entities(db: SqlBackend, network: str, *, kind: str | None = None) -> list[E
         for entity, kind_, count, first, last, first_at, last_at in rows
     ]
     return sorted(found, key=lambda e: (KINDS.index(e.kind), e.entity))
+
+
+def entity_count(db: SqlBackend, network: str) -> int:
+    """How many entities of the network the trail holds."""
+    _, rows = db.execute(
+        f"SELECT COUNT(DISTINCT entity) FROM {db.table(TRAIL)} WHERE network = ?", (network,)
+    )
+    return int(rows[0][0]) if rows else 0
 
 
 def _has(db: SqlBackend, network: str, entity: str) -> bool:
@@ -559,6 +571,7 @@ __all__ = [
     "Trail",
     "TrailEntry",
     "entities",
+    "entity_count",
     "entity_id",
     "lifecycle_record",
     "like_pattern",
